@@ -1,0 +1,22 @@
+// Checks at the API boundary, once, before anything is computed or written.
+#pragma once
+
+#include "flashkmeans/options.hpp"
+#include "flashkmeans/tensor.hpp"
+
+namespace flashkmeans::detail {
+
+/// Throws Error naming the argument (what) when v is not a usable host array: null data, empty or
+/// negative shape, negative strides, sizes that overflow, a device this build cannot read.
+void validate_view(const TensorView& v, const char* what);
+
+/// Throws when any element of v is NaN or infinite.
+void validate_finite(const TensorView& v, const char* what, int n_threads);
+
+/// Everything fit checks: the data, K against N, iterations, tol, threads, given centroids.
+void validate_fit(const TensorView& x, const KMeansOptions& opt, int n_threads);
+
+/// Everything predict checks: the data and centroids and that their shapes agree.
+void validate_predict(const TensorView& x, const TensorView& centroids, Metric metric, int n_threads);
+
+}  // namespace flashkmeans::detail

@@ -1,0 +1,77 @@
+#include "cpu/accumulate.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/simd_kernels.hpp"
+
+namespace flashkmeans::cpu {
+
+void SortedSums::accumulate(const detail::BatchRows& x, const std::int32_t* labels, std::int64_t k, double* sums,
+                            std::int64_t* counts, int n_threads) {
+  constexpr std::int64_t kPiece = 256;
+  const std::int64_t n = x.n, d = x.d;
+  start_.assign(static_cast<std::size_t>(k + 1), 0);
+  for (std::int64_t i = 0; i < n; ++i) ++start_[labels[i] + 1];
+  for (std::int64_t j = 0; j < k; ++j) {
+    counts[j] = start_[j + 1];
+    start_[j + 1] += start_[j];
+  }
+  order_.resize(static_cast<std::size_t>(n));
+  fill_.assign(start_.begin(), start_.end() - 1);
+  for (std::int64_t i = 0; i < n; ++i) order_[fill_[labels[i]]++] = static_cast<std::int32_t>(i);
+  // Pieces: cluster j's run [start[j], start[j+1]) cut every kPiece points.
+  piece_begin_.clear();
+  piece_cluster_.clear();
+  for (std::int64_t j = 0; j < k; ++j)
+    for (std::int64_t p = start_[j]; p < start_[j + 1]; p += kPiece) {
+      piece_begin_.push_back(p);
+      piece_cluster_.push_back(j);
+    }
+  const std::int64_t pieces = static_cast<std::int64_t>(piece_begin_.size());
+  part_.resize(static_cast<std::size_t>(pieces * d));
+  const SimdKernels& s = simd();
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 16)
+  for (std::int64_t p = 0; p < pieces; ++p) {
+    float* acc = part_.data() + p * d;
+    std::fill(acc, acc + d, 0.f);
+    const std::int64_t end = std::min(piece_begin_[p] + kPiece, start_[piece_cluster_[p] + 1]);
+    for (std::int64_t t = piece_begin_[p]; t < end; ++t) s.add_row(acc, x.rows + order_[t] * x.ld, d);
+  }
+  std::fill(sums, sums + k * d, 0.0);
+  // Pieces of one cluster are consecutive: combine them in order, clusters in parallel.
+  first_piece_.assign(static_cast<std::size_t>(k + 1), pieces);
+  for (std::int64_t p = pieces - 1; p >= 0; --p) first_piece_[piece_cluster_[p]] = p;
+  for (std::int64_t j = k - 1; j >= 0; --j)
+    if (first_piece_[j] == pieces) first_piece_[j] = first_piece_[j + 1];
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (std::int64_t j = 0; j < k; ++j)
+    for (std::int64_t p = first_piece_[j]; p < first_piece_[j + 1]; ++p)
+      for (std::int64_t q = 0; q < d; ++q) sums[j * d + q] += part_[p * d + q];
+}
+
+ChunkSums::ChunkSums(std::int64_t n, std::int64_t k, std::int64_t d)
+    : chunks_((n + kChunkRows - 1) / kChunkRows), k_(k), d_(d),
+      sums_(static_cast<std::size_t>(chunks_ * k * d)), counts_(static_cast<std::size_t>(chunks_ * k)) {}
+
+void ChunkSums::clear(std::int64_t c) {
+  std::fill(sums(c), sums(c) + k_ * d_, 0.f);
+  std::fill(counts(c), counts(c) + k_, 0);
+}
+
+void ChunkSums::combine(double* out_sums, std::int64_t* out_counts, int n_threads) const {
+  const std::int64_t kd = k_ * d_;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (std::int64_t e = 0; e < kd; ++e) {
+    double s = 0;
+    for (std::int64_t c = 0; c < chunks_; ++c) s += sums_[c * kd + e];
+    out_sums[e] = s;
+  }
+  for (std::int64_t j = 0; j < k_; ++j) {
+    std::int64_t s = 0;
+    for (std::int64_t c = 0; c < chunks_; ++c) s += counts_[c * k_ + j];
+    out_counts[j] = s;
+  }
+}
+
+}  // namespace flashkmeans::cpu

@@ -1,0 +1,43 @@
+// The update's local sums without atomics, and in an order that does not depend on thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/backend.hpp"
+
+namespace flashkmeans::cpu {
+
+/// sums (K, D) and counts (K) of the points per label, by sort-inverse: points are ordered by
+/// label (counting sort), each cluster's run is cut into fixed pieces summed in float, and the
+/// pieces are combined in order in double. Keeps its buffers between iterations.
+class SortedSums {
+ public:
+  void accumulate(const detail::BatchRows& x, const std::int32_t* labels, std::int64_t k, double* sums,
+                  std::int64_t* counts, int n_threads);
+
+ private:
+  std::vector<std::int64_t> start_, fill_, piece_begin_, piece_cluster_, first_piece_;
+  std::vector<std::int32_t> order_;
+  std::vector<float> part_;
+};
+
+/// Private per-chunk sums for the fused assign+accumulate pass (small K x D): chunk c owns
+/// sums[c] (K x D floats) and counts[c]; combine() adds them in chunk order.
+class ChunkSums {
+ public:
+  static constexpr std::int64_t kChunkRows = 2048;
+  ChunkSums(std::int64_t n, std::int64_t k, std::int64_t d);
+  std::int64_t chunks() const { return chunks_; }
+  float* sums(std::int64_t c) { return sums_.data() + c * k_ * d_; }
+  std::int64_t* counts(std::int64_t c) { return counts_.data() + c * k_; }
+  void clear(std::int64_t c);
+  void combine(double* sums, std::int64_t* counts, int n_threads) const;
+
+ private:
+  std::int64_t chunks_, k_, d_;
+  std::vector<float> sums_;
+  std::vector<std::int64_t> counts_;
+};
+
+}  // namespace flashkmeans::cpu

@@ -1,0 +1,222 @@
+// Elkan's exact accelerated assignment. Per point: an upper bound u on the distance to its
+// centroid; per point and centroid: a lower bound l. A centroid j is evaluated only when u > l_j;
+// everything else provably cannot beat the current label. (Elkan's second test, u > d(c_a, c_j)/2,
+// is left out: in the high-dimensional data this library is for it pruned no pair in our
+// measurements, and it costs a K x K centroid distance matrix per iteration; see docs/perf-notes.md.)
+//
+// Lower bounds are stored with an offset, l~_j = l_j + T_j, where T_j is centroid j's total drift
+// so far: a move of c_j lowers every bound on it by the same amount, so the N x K bounds are
+// never rewritten between iterations, only read (u + T_j > l~_j is the test).
+//
+// Distances come from the expansion ||x||^2 + ||c||^2 - 2 x.c in float32; each bound is widened
+// by an error term e = kErr(D) * (||x||^2 + ||c||^2) on the squared distance, so the bounds hold
+// for the exact distances and only float32 near-ties can differ from Lloyd's labels.
+#include <cstdio>
+#include <chrono>
+#include <cstdlib>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu/accumulate.hpp"
+#include "cpu/assigners.hpp"
+#include "cpu/panels.hpp"
+
+namespace flashkmeans::cpu {
+
+namespace {
+
+constexpr float kShrink = 1.f - 0x1.0p-20f;  // covers float rounding of the offsets l + T
+constexpr std::int64_t kBlockRows = 64;
+// When a pass evaluates more than this share of all pairs, the next one recomputes every
+// distance in GEMM tiles instead (faster than scattered products, and the tightest bounds).
+constexpr double kRefreshShare = 0.35;
+// A bounded pass first runs on max(kSampleMin, N / kSampleFraction) points to see if it pays.
+constexpr std::int64_t kSampleMin = 1024;
+constexpr std::int64_t kSampleFraction = 32;
+constexpr std::int64_t kAhead = 4;  // points
+
+class ElkanAssigner final : public detail::Assigner {
+ public:
+  ElkanAssigner(const detail::BatchRows& x, const detail::AssignerConfig& cfg)
+      : x_(x), cfg_(cfg), k_(cfg.k),
+        err_(static_cast<float>((std::sqrt(static_cast<double>(x.d)) + 4.0) * 0x1.0p-23)),
+        norms_(row_norms(x, cfg.n_threads)),
+        lower_(static_cast<std::size_t>(x.n * cfg.k)),
+        upper_(static_cast<std::size_t>(x.n)),
+        total_drift_(static_cast<std::size_t>(cfg.k), 0.0),
+        total_drift_f_(static_cast<std::size_t>(cfg.k), 0.f),
+        drift_(static_cast<std::size_t>(cfg.k)) {}
+
+  std::int64_t assign(const float* c, const detail::AssignOutput& out) override {
+    const SimdKernels& s = simd();
+    const std::int64_t n = x_.n;
+    auto T0 = std::chrono::steady_clock::now();
+    panels_.build(s, c, k_, x_.d, Metric::euclidean);
+    Pass pass;
+    if (refresh_) {
+      pass = full_rows(s, 0, n, out.labels);
+      refresh_ = false;  // the next pass tries the (now tight) bounds
+    } else {
+      // Bounds first on a leading sample of the points; when they prune too little there, the rest
+      // of the points are cheaper in GEMM tiles (which also leaves them with the tightest bounds).
+      update_drifts(c);
+      T0 = std::chrono::steady_clock::now();
+      const std::int64_t sample = std::min(n, std::max<std::int64_t>(kSampleMin, n / kSampleFraction));
+      pass = bounded_rows(s, c, 0, sample, out.labels);
+      const bool prune = pass.share(sample, k_) <= kRefreshShare;
+      pass += prune ? bounded_rows(s, c, sample, n, out.labels) : full_rows(s, sample, n, out.labels);
+      refresh_ = prune && pass.share(n, k_) > kRefreshShare;
+    }
+    evaluations_ += pass.evaluations;
+    auto T1 = std::chrono::steady_clock::now();
+    if (std::getenv("FK_DEBUG")) std::fprintf(stderr, "elkan: %.3f of pairs, changed %ld  %.2f ms\n", pass.share(n, k_), (long)pass.changed, std::chrono::duration<double, std::milli>(T1-T0).count());
+    prev_.assign(c, c + k_ * x_.d);
+    if (out.dist) label_distances(x_, norms_, c, panels_.norms, out.labels, cfg_.metric, out.dist, cfg_.n_threads);
+    if (out.sums) sorted_sums_.accumulate(x_, out.labels, k_, out.sums, out.counts, cfg_.n_threads);
+    return pass.changed;
+  }
+
+  void distances(const float* c, const std::int32_t* labels, float* dist) override {
+    CentroidPanels p;
+    p.build(simd(), c, k_, x_.d, Metric::euclidean);
+    label_distances(x_, norms_, c, p.norms, labels, cfg_.metric, dist, cfg_.n_threads);
+  }
+
+  void sq_distances(const float* c, std::int64_t m, float* out) override {
+    cpu::sq_distances(x_, norms_, c, m, out, cfg_.n_threads);
+  }
+
+  std::int64_t evaluations() const override { return evaluations_; }
+
+ private:
+  static float lo_bound(float sq, float slack) { return std::sqrt(std::max(sq - slack, 0.f)); }
+  static float hi_bound(float sq, float slack) { return std::sqrt(std::max(sq + slack, 0.f)); }
+
+  struct Pass {
+    std::int64_t changed = 0, evaluations = 0;
+    double share(std::int64_t points, std::int64_t k) const {
+      return points ? static_cast<double>(evaluations) / (static_cast<double>(points) * static_cast<double>(k)) : 0;
+    }
+    Pass& operator+=(const Pass& o) {
+      changed += o.changed, evaluations += o.evaluations;
+      return *this;
+    }
+  };
+
+  // Every distance of points [lo, hi), in GEMM tiles written straight into the bound rows.
+  Pass full_rows(const SimdKernels& s, std::int64_t lo, std::int64_t hi, std::int32_t* labels) {
+    const std::int64_t d = x_.d, blocks = (hi - lo + kBlockRows - 1) / kBlockRows;
+    std::int64_t changed = 0;
+#pragma omp parallel num_threads(cfg_.n_threads) reduction(+ : changed)
+    {
+      std::vector<float> scratch(static_cast<std::size_t>(s.row_block() * d));
+#pragma omp for schedule(static)
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t i0 = lo + b * kBlockRows, rows = std::min(kBlockRows, hi - i0);
+        float* l = lower_.data() + i0 * k_;
+        s.score_rows(x_.rows + i0 * x_.ld, x_.ld, rows, d, panels_.panels.data(), panels_.bias.data(), k_,
+                     panels_.alpha, l, k_, scratch.data());
+        for (std::int64_t i = i0; i < i0 + rows; ++i, l += k_) {
+          std::int64_t best = 0;
+          for (std::int64_t j = 1; j < k_; ++j)
+            if (l[j] < l[best]) best = j;
+          const float xn = norms_[i], best_score = l[best];
+          upper_[i] = hi_bound(xn + best_score, err_ * (xn + panels_.norms[best]));
+          for (std::int64_t j = 0; j < k_; ++j)
+            l[j] = (lo_bound(xn + l[j], err_ * (xn + panels_.norms[j])) + total_drift_f_[j]) * kShrink;
+          changed += labels[i] != best;
+          labels[i] = static_cast<std::int32_t>(best);
+        }
+      }
+    }
+    return {changed, (hi - lo) * k_};
+  }
+
+  // Each centroid's move since the last pass, and its total drift (the bound offsets).
+  void update_drifts(const float* c) {
+    const std::int64_t d = x_.d;
+    for (std::int64_t j = 0; j < k_; ++j) {
+      double m = 0;
+      for (std::int64_t q = 0; q < d; ++q) {
+        const double diff = static_cast<double>(c[j * d + q]) - prev_[j * d + q];
+        m += diff * diff;
+      }
+      // Rounded up: a bound lowered by slightly too much is still a bound.
+      drift_[j] = static_cast<float>(std::sqrt(m) * (1 + 1e-6)) + std::numeric_limits<float>::denorm_min();
+      total_drift_[j] += drift_[j];
+      total_drift_f_[j] = static_cast<float>(total_drift_[j]);
+    }
+  }
+
+  // Points [lo, hi) by their bounds; update_drifts has run for these centroids.
+  Pass bounded_rows(const SimdKernels& s, const float* c, std::int64_t lo, std::int64_t hi, std::int32_t* labels) {
+    const std::int64_t d = x_.d;
+    std::int64_t changed = 0, evals = 0;
+#pragma omp parallel num_threads(cfg_.n_threads) reduction(+ : changed, evals)
+    {
+      std::vector<std::int32_t> cand(static_cast<std::size_t>(k_));
+      std::vector<float> dots(static_cast<std::size_t>(k_)), scores(static_cast<std::size_t>(k_));
+#pragma omp for schedule(dynamic, 256)
+      for (std::int64_t i = lo; i < hi; ++i) {
+        if (i + kAhead < hi) {  // the bound rows stream from memory (N x K floats): fetch ahead
+          const float* next = lower_.data() + (i + kAhead) * k_;
+          for (std::int64_t q = 0; q < k_; q += 16) __builtin_prefetch(next + q);
+        }
+        const std::int32_t a = labels[i];
+        float u = upper_[i] + drift_[a];
+        upper_[i] = u;
+        float* l = lower_.data() + i * k_;
+        l[a] = std::numeric_limits<float>::infinity();  // the own centroid is never a candidate
+        std::int64_t m = s.elkan_candidates(l, total_drift_f_.data(), u, k_, cand.data());
+        if (m == 0) continue;
+        // Tighten u with the exact distance to the own centroid, then keep the candidates that
+        // still pass: the list is short, the row was just read.
+        const float* xi = x_.rows + i * x_.ld;
+        const float xn = norms_[i];
+        float best_score = panels_.norms[a] - 2.f * s.dot(xi, c + a * d, d);
+        const float slack_a = err_ * (xn + panels_.norms[a]);
+        u = hi_bound(xn + best_score, slack_a);
+        upper_[i] = u;
+        ++evals;
+        std::int64_t kept = 0;
+        for (std::int64_t t = 0; t < m; ++t)
+          if (u + total_drift_f_[cand[t]] > l[cand[t]]) cand[kept++] = cand[t];
+        l[a] = (lo_bound(xn + best_score, slack_a) + total_drift_f_[a]) * kShrink;
+        if (kept == 0) continue;
+        s.candidate_dots(xi, c, d, cand.data(), kept, dots.data());
+        evals += kept;
+        const std::int64_t at = s.elkan_update(cand.data(), dots.data(), kept, panels_.norms.data(),
+                                               total_drift_f_.data(), xn, err_, kShrink, l, scores.data());
+        std::int32_t best = a;
+        if (at >= 0 && (scores[at] < best_score || (scores[at] == best_score && cand[at] < a)))
+          best = cand[at], best_score = scores[at];
+        upper_[i] = hi_bound(xn + best_score, err_ * (xn + panels_.norms[best]));
+        changed += best != a;
+        labels[i] = best;
+      }
+    }
+    return {changed, evals};
+  }
+
+  detail::BatchRows x_;
+  detail::AssignerConfig cfg_;
+  std::int64_t k_;
+  float err_;
+  std::vector<float> norms_, lower_, upper_;
+  std::vector<double> total_drift_;
+  std::vector<float> total_drift_f_, drift_, prev_;
+  CentroidPanels panels_;
+  SortedSums sorted_sums_;
+  bool refresh_ = true;
+  std::int64_t evaluations_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<detail::Assigner> make_elkan(const detail::BatchRows& x, const detail::AssignerConfig& cfg) {
+  return std::make_unique<ElkanAssigner>(x, cfg);
+}
+
+}  // namespace flashkmeans::cpu

@@ -1,0 +1,14 @@
+// The SIMD kernels compiled for generic (flags set in CMakeLists.txt).
+#define FK_ISA generic
+#define FK_LANES 4
+#define FK_ROWS 4
+#include "cpu/simd_kernels.inl"
+
+namespace flashkmeans::cpu {
+extern const SimdKernels kSimd_generic;
+const SimdKernels kSimd_generic = {"generic", generic::panel_width, generic::row_block, generic::pack_panels,
+                                generic::argmin_rows, generic::max_group, generic::argmin_rows_few,
+                                generic::score_rows, generic::dot, generic::dot4,
+                                generic::candidate_dots, generic::elkan_candidates, generic::elkan_update,
+                                generic::add_row};
+}  // namespace flashkmeans::cpu

@@ -1,0 +1,352 @@
+// The CPU backend's inner kernels, written once over GCC/Clang vector extensions and compiled once
+// per instruction set (simd_avx512.cpp, simd_avx2.cpp, simd_generic.cpp define FK_ISA, FK_LANES,
+// FK_ROWS before including this file). Every function is declared in simd_kernels.hpp.
+//
+// The distance kernel is a register-blocked GEMM micro-kernel: FK_ROWS points (broadcast from their
+// rows) times one panel of PANEL = 2 * FK_LANES centroids (packed d-major, so one d-step is two
+// vector loads). The score epilogue (bias[j] + alpha * x.c) and the running argmin are applied per
+// panel, so the N x K score matrix never exists; score_tile writes a small tile only when the caller
+// asks for every score (Elkan's bounds, k-means++).
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "cpu/simd_kernels.hpp"
+
+namespace flashkmeans::cpu::FK_ISA {
+
+namespace {
+
+constexpr int W = FK_LANES;
+constexpr int MR = FK_ROWS;
+constexpr int PANEL = 2 * W;
+
+typedef float vf __attribute__((vector_size(W * 4)));
+typedef float vfu __attribute__((vector_size(W * 4), aligned(4)));
+typedef std::int32_t vi __attribute__((vector_size(W * 4)));
+
+inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
+inline vf splat(float s) { return vf{} + s; }
+
+template <int H, std::size_t... L>
+constexpr vi rotation(std::index_sequence<L...>) {
+  return vi{static_cast<std::int32_t>((L + H) % W)...};
+}
+
+// Tree reduction with compile-time shuffles: log2(W) shuffles and adds.
+inline float hsum(vf v) {
+  constexpr auto lanes = std::make_index_sequence<W>{};
+  if constexpr (W >= 16) v += __builtin_shuffle(v, rotation<8>(lanes));
+  if constexpr (W >= 8) v += __builtin_shuffle(v, rotation<4>(lanes));
+  v += __builtin_shuffle(v, rotation<2>(lanes));
+  v += __builtin_shuffle(v, rotation<1>(lanes));
+  return v[0];
+}
+
+// acc[r][h] = sum_d x[r][d] * panel[d][h*W .. h*W+W)
+inline void micro_tile(const float* x, std::int64_t ldx, const float* panel, std::int64_t d,
+                       vf acc[MR][2]) {
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = vf{};
+  for (std::int64_t k = 0; k < d; ++k) {
+    const vf c0 = load(panel + k * PANEL), c1 = load(panel + k * PANEL + W);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const vf xr = splat(x[r * ldx + k]);
+      acc[r][0] += xr * c0;
+      acc[r][1] += xr * c1;
+    }
+  }
+}
+
+// Runs fn(rows pointer, ldx, row offset) over the points in blocks of MR; the last partial block is
+// copied into a zero-padded buffer so that the micro-kernel never reads past the data.
+template <class Fn>
+void for_each_row_block(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d,
+                        float* pad, Fn fn) {
+  std::int64_t i = 0;
+  for (; i + MR <= n; i += MR) fn(x + i * ldx, ldx, i, MR);
+  if (i < n) {
+    std::memset(pad, 0, sizeof(float) * MR * d);
+    for (std::int64_t r = 0; r < n - i; ++r) std::memcpy(pad + r * d, x + (i + r) * ldx, sizeof(float) * d);
+    fn(pad, d, i, static_cast<int>(n - i));
+  }
+}
+
+// R points against G centroids (rows of c), vectorised along d: no packing and no padding of K.
+// Each centroid load feeds R points, so the centroids (which live in L2 beside the streaming data)
+// cost G loads per R * G multiply-adds. The kernel for few centroids in many dimensions.
+template <int R, int G>
+inline void dot_block(const float* x, std::int64_t ldx, const float* c, std::int64_t ldc, std::int64_t d,
+                      float out[R][G]) {
+  vf acc[R][G];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) acc[r][g] = vf{};
+  std::int64_t k = 0;
+  for (; k + W <= d; k += W) {
+    vf xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = load(x + r * ldx + k);
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+      const vf cv = load(c + g * ldc + k);
+      for (int r = 0; r < R; ++r) acc[r][g] += xv[r] * cv;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) {
+      float t = hsum(acc[r][g]);
+      for (std::int64_t q = k; q < d; ++q) t += x[r * ldx + q] * c[g * ldc + q];
+      out[r][g] = t;
+    }
+}
+
+// Rows of points fetched this far ahead: the small-K kernel streams the data at few flops a byte.
+constexpr std::int64_t kPrefetchRows = 8;
+constexpr int kFewRows = W >= 16 ? 5 : 2;
+constexpr int kMaxGroup = W >= 16 ? 5 : 6;
+
+template <int R, int G>
+void argmin_block(const float* x, std::int64_t ldx, std::int64_t i, std::int64_t n, std::int64_t d, const float* c,
+                  std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best_score) {
+  for (std::int64_t r = i + kPrefetchRows; r < std::min(n, i + kPrefetchRows + R); ++r)
+    for (std::int64_t q = 0; q < d; q += 64 / sizeof(float)) __builtin_prefetch(x + r * ldx + q);
+  float dots[R][G];
+  dot_block<R, G>(x + i * ldx, ldx, c + j0 * d, d, d, dots);
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) {
+      const float s = bias[j0 + g] + alpha * dots[r][g];
+      if (s < best_score[i + r]) best_score[i + r] = s, labels[i + r] = static_cast<std::int32_t>(j0 + g);
+    }
+}
+
+template <int G>
+void argmin_group(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
+                  std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best_score) {
+  std::int64_t i = 0;
+  for (; i + kFewRows <= n; i += kFewRows)
+    argmin_block<kFewRows, G>(x, ldx, i, n, d, c, j0, bias, alpha, labels, best_score);
+  for (; i < n; ++i) argmin_block<1, G>(x, ldx, i, n, d, c, j0, bias, alpha, labels, best_score);
+}
+
+template <int G>
+void argmin_group_upto(int g, const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
+                       std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best) {
+  if constexpr (G >= 1) {
+    if (g == G) return argmin_group<G>(x, ldx, n, d, c, j0, bias, alpha, labels, best);
+    argmin_group_upto<G - 1>(g, x, ldx, n, d, c, j0, bias, alpha, labels, best);
+  }
+}
+
+}  // namespace
+
+int max_group() { return kMaxGroup; }
+
+void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
+                     const float* bias, std::int64_t k, float alpha, std::int32_t* labels, float* best_score) {
+  for (std::int64_t i = 0; i < n; ++i) best_score[i] = std::numeric_limits<float>::infinity(), labels[i] = 0;
+  // Even groups (K = 10: 5 + 5) keep every group's accumulator chains long.
+  const std::int64_t groups = (k + kMaxGroup - 1) / kMaxGroup;
+  std::int64_t j0 = 0;
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const int size = static_cast<int>((k - j0) / (groups - g));
+    argmin_group_upto<kMaxGroup>(size, x, ldx, n, d, c, j0, bias, alpha, labels, best_score);
+    j0 += size;
+  }
+}
+
+int panel_width() { return PANEL; }
+int row_block() { return MR; }
+
+void pack_panels(const float* c, std::int64_t k, std::int64_t d, std::int64_t ldc, float* out) {
+  const std::int64_t panels = (k + PANEL - 1) / PANEL;
+  for (std::int64_t p = 0; p < panels; ++p) {
+    float* dst = out + p * d * PANEL;
+    for (std::int64_t kk = 0; kk < d; ++kk)
+      for (int h = 0; h < PANEL; ++h) {
+        const std::int64_t j = p * PANEL + h;
+        dst[kk * PANEL + h] = j < k ? c[j * ldc + kk] : 0.f;
+      }
+  }
+}
+
+void argmin_rows(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d,
+                 const float* panels, const float* bias, std::int64_t k, float alpha,
+                 std::int32_t* labels, float* best_score, float* scratch) {
+  const std::int64_t panels_n = (k + PANEL - 1) / PANEL;
+  const vf va = splat(alpha);
+  for_each_row_block(x, ldx, n, d, scratch, [&](const float* xr, std::int64_t ld, std::int64_t i0, int rows) {
+    vf bv[MR][2];
+    vi bi[MR][2];
+    for (int r = 0; r < MR; ++r)
+      for (int h = 0; h < 2; ++h) {
+        bv[r][h] = splat(std::numeric_limits<float>::infinity());
+        bi[r][h] = vi{} + 0x7fffffff;
+      }
+    vi lane;
+    for (int l = 0; l < W; ++l) lane[l] = l;
+    for (std::int64_t p = 0; p < panels_n; ++p) {
+      vf acc[MR][2];
+      micro_tile(xr, ld, panels + p * d * PANEL, d, acc);
+      const vf b0 = load(bias + p * PANEL), b1 = load(bias + p * PANEL + W);
+      const vi j0 = lane + static_cast<std::int32_t>(p * PANEL), j1 = j0 + W;
+      for (int r = 0; r < MR; ++r) {
+        // Strict < keeps the first (smallest) index among equal scores within a lane.
+        const vf s0 = b0 + va * acc[r][0], s1 = b1 + va * acc[r][1];
+        const vi m0 = s0 < bv[r][0], m1 = s1 < bv[r][1];
+        bv[r][0] = m0 ? s0 : bv[r][0];
+        bi[r][0] = m0 ? j0 : bi[r][0];
+        bv[r][1] = m1 ? s1 : bv[r][1];
+        bi[r][1] = m1 ? j1 : bi[r][1];
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      float best = std::numeric_limits<float>::infinity();
+      std::int32_t arg = 0x7fffffff;
+      for (int h = 0; h < 2; ++h)
+        for (int l = 0; l < W; ++l) {
+          const float s = bv[r][h][l];
+          if (s < best || (s == best && bi[r][h][l] < arg)) best = s, arg = bi[r][h][l];
+        }
+      // A row of NaN scores (impossible after validation) would leave arg unset: clamp to 0.
+      labels[i0 + r] = arg == 0x7fffffff ? 0 : arg;
+      best_score[i0 + r] = best;
+    }
+  });
+}
+
+void score_rows(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d,
+                const float* panels, const float* bias, std::int64_t k, float alpha, float* out,
+                std::int64_t ldo, float* scratch) {
+  const std::int64_t panels_n = (k + PANEL - 1) / PANEL;
+  const vf va = splat(alpha);
+  for_each_row_block(x, ldx, n, d, scratch, [&](const float* xr, std::int64_t ld, std::int64_t i0, int rows) {
+    for (std::int64_t p = 0; p < panels_n; ++p) {
+      vf acc[MR][2];
+      micro_tile(xr, ld, panels + p * d * PANEL, d, acc);
+      const vf b0 = load(bias + p * PANEL), b1 = load(bias + p * PANEL + W);
+      const std::int64_t j0 = p * PANEL, cols = std::min<std::int64_t>(PANEL, k - j0);
+      for (int r = 0; r < rows; ++r) {
+        float tile[PANEL];
+        store(tile, b0 + va * acc[r][0]);
+        store(tile + W, b1 + va * acc[r][1]);
+        std::memcpy(out + (i0 + r) * ldo + j0, tile, sizeof(float) * cols);
+      }
+    }
+  });
+}
+
+float dot(const float* a, const float* b, std::int64_t d) {
+  vf s0{}, s1{};
+  std::int64_t k = 0;
+  for (; k + 2 * W <= d; k += 2 * W) {
+    s0 += load(a + k) * load(b + k);
+    s1 += load(a + k + W) * load(b + k + W);
+  }
+  for (; k + W <= d; k += W) s0 += load(a + k) * load(b + k);
+  float s = hsum(s0 + s1);
+  for (; k < d; ++k) s += a[k] * b[k];
+  return s;
+}
+
+void dot4(const float* x, const float* c0, const float* c1, const float* c2, const float* c3,
+          std::int64_t d, float out[4]) {
+  vf s0{}, s1{}, s2{}, s3{};
+  std::int64_t k = 0;
+  for (; k + W <= d; k += W) {
+    const vf xv = load(x + k);
+    s0 += xv * load(c0 + k);
+    s1 += xv * load(c1 + k);
+    s2 += xv * load(c2 + k);
+    s3 += xv * load(c3 + k);
+  }
+  out[0] = hsum(s0), out[1] = hsum(s1), out[2] = hsum(s2), out[3] = hsum(s3);
+  for (; k < d; ++k) {
+    out[0] += x[k] * c0[k], out[1] += x[k] * c1[k];
+    out[2] += x[k] * c2[k], out[3] += x[k] * c3[k];
+  }
+}
+
+void candidate_dots(const float* x, const float* c, std::int64_t d, const std::int32_t* cand, std::int64_t m,
+                    float* out) {
+  std::int64_t t = 0;
+  for (; t + 4 <= m; t += 4) {
+    const float *c0 = c + cand[t] * d, *c1 = c + cand[t + 1] * d, *c2 = c + cand[t + 2] * d, *c3 = c + cand[t + 3] * d;
+    if (t + 8 <= m)  // the next group's rows are scattered in L2: ask for them early
+      for (int q = 4; q < 8; ++q) __builtin_prefetch(c + cand[t + q] * d);
+    vf s0{}, s1{}, s2{}, s3{};
+    std::int64_t k = 0;
+    for (; k + W <= d; k += W) {
+      const vf xv = load(x + k);
+      s0 += xv * load(c0 + k);
+      s1 += xv * load(c1 + k);
+      s2 += xv * load(c2 + k);
+      s3 += xv * load(c3 + k);
+    }
+    float r0 = hsum(s0), r1 = hsum(s1), r2 = hsum(s2), r3 = hsum(s3);
+    for (; k < d; ++k) r0 += x[k] * c0[k], r1 += x[k] * c1[k], r2 += x[k] * c2[k], r3 += x[k] * c3[k];
+    out[t] = r0, out[t + 1] = r1, out[t + 2] = r2, out[t + 3] = r3;
+  }
+  for (; t < m; ++t) out[t] = dot(x, c + cand[t] * d, d);
+}
+
+std::int64_t elkan_candidates(const float* lower, const float* drift_total, float ub, std::int64_t k,
+                              std::int32_t* out) {
+  std::int64_t n = 0, j = 0;
+  const vf u = splat(ub);
+  for (; j + W <= k; j += W) {
+    // Candidate: ub + T_j > l~_j, i.e. the centroid may be nearer than ub.
+    const vi m = u + load(drift_total + j) > load(lower + j);
+#if defined(__AVX512F__)
+    unsigned bits = _mm512_cmplt_epi32_mask(reinterpret_cast<__m512i>(m), _mm512_setzero_si512());
+#elif defined(__AVX2__)
+    unsigned bits = static_cast<unsigned>(_mm256_movemask_ps(reinterpret_cast<__m256>(m)));
+#else
+    // Through memory, not m[l]: GCC 12 miscompiles the indexed form under -fsanitize=undefined.
+    std::int32_t lanes[W];
+    std::memcpy(lanes, &m, sizeof lanes);
+    unsigned bits = 0;
+    for (int l = 0; l < W; ++l) bits |= static_cast<unsigned>(lanes[l] != 0) << l;
+#endif
+    while (bits) {
+      out[n++] = static_cast<std::int32_t>(j + __builtin_ctz(bits));
+      bits &= bits - 1;
+    }
+  }
+  for (; j < k; ++j)
+    if (ub + drift_total[j] > lower[j]) out[n++] = static_cast<std::int32_t>(j);
+  return n;
+}
+
+std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __restrict dots, std::int64_t m,
+                          const float* __restrict c_norms, const float* __restrict drift_total, float x_norm,
+                          float err, float shrink, float* __restrict lower, float* __restrict scores) {
+  // Vectorisable: gathers of the centroid norms and drifts, a scatter of the new bounds.
+  for (std::int64_t t = 0; t < m; ++t) {
+    const std::int32_t j = cand[t];
+    const float score = c_norms[j] - 2.f * dots[t];
+    const float sq = x_norm + score - err * (x_norm + c_norms[j]);
+    lower[j] = (std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[j]) * shrink;
+    scores[t] = score;
+  }
+  std::int64_t best = -1;
+  float best_score = std::numeric_limits<float>::infinity();
+  for (std::int64_t t = 0; t < m; ++t)  // candidates ascend, so strict < keeps the first on ties
+    if (scores[t] < best_score) best_score = scores[t], best = t;
+  return best;
+}
+
+void add_row(float* acc, const float* x, std::int64_t d) {
+  std::int64_t k = 0;
+  for (; k + W <= d; k += W) store(acc + k, load(acc + k) + load(x + k));
+  for (; k < d; ++k) acc[k] += x[k];
+}
+
+}  // namespace flashkmeans::cpu::FK_ISA

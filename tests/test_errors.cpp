@@ -1,0 +1,298 @@
+// Every bad input throws flashkmeans::Error with the right kind and a message naming the problem.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "reference.hpp"
+
+namespace fk = flashkmeans;
+using fk::DType;
+using fk::ErrorKind;
+using fk::Metric;
+using fk::TensorView;
+
+namespace {
+
+const char* kind_name(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::invalid_argument: return "invalid_argument";
+    case ErrorKind::invalid_type: return "invalid_type";
+    case ErrorKind::out_of_memory: return "out_of_memory";
+    case ErrorKind::unsupported: return "unsupported";
+    case ErrorKind::internal: return "internal";
+  }
+  return "?";
+}
+
+// Runs fn, which must throw flashkmeans::Error of kind with every word in its message.
+void expect_error(const std::function<void()>& fn, ErrorKind kind, std::initializer_list<const char*> words) {
+  try {
+    fn();
+  } catch (const fk::Error& e) {
+    EXPECT_EQ(kind_name(e.kind()), std::string(kind_name(kind))) << "message: " << e.what();
+    const std::string msg = e.what();
+    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << "\"" << w << "\" not in: " << msg;
+    return;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw a std::exception that is not flashkmeans::Error: " << e.what();
+    return;
+  } catch (...) {
+    ADD_FAILURE() << "threw something that is not a std::exception";
+    return;
+  }
+  ADD_FAILURE() << "did not throw";
+}
+
+constexpr std::int64_t N = 20, D = 3, K = 4;
+
+struct Fixture : testing::Test {
+  std::vector<float> x = [] {
+    std::mt19937 g(81);
+    return fkt::gaussian(g, 3 * N * D);
+  }();
+  std::vector<float> c = std::vector<float>(x.begin(), x.begin() + 3 * K * D);
+  TensorView xv = TensorView::matrix(x.data(), N, D);
+  fk::KMeansOptions opt = [] {
+    fk::KMeansOptions o;
+    o.n_clusters = K;
+    o.max_iter = 3;
+    return o;
+  }();
+  void fit() { fk::fit(xv, opt); }
+};
+
+using FitErrors = Fixture;
+using PredictErrors = Fixture;
+
+TEST_F(FitErrors, ValidInputIsAccepted) {  // the baseline every other test here changes one thing of
+  EXPECT_NO_THROW(fit());
+  opt.init = fk::Init::given;
+  opt.init_centroids = TensorView::matrix(c.data(), K, D);
+  EXPECT_NO_THROW(fit());
+  EXPECT_NO_THROW(fk::predict(xv, TensorView::matrix(c.data(), K, D)));
+}
+
+TEST_F(FitErrors, EmptyInput) {
+  for (auto [b, n, d] : {std::tuple{0, 5, 3}, std::tuple{1, 0, 3}, std::tuple{1, 5, 0}}) {
+    xv = TensorView::batched(x.data(), b, n, d);
+    opt.n_clusters = 1;
+    expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"x", "empty"});
+  }
+  xv = TensorView{};
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"x", "empty"});
+}
+
+TEST_F(FitErrors, NegativeDimension) {
+  xv.rows = -5;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"x", "negative dimension"});
+}
+
+TEST_F(FitErrors, NullData) {
+  xv.data = nullptr;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"x", "null"});
+}
+
+TEST_F(FitErrors, NegativeStrides) {
+  for (int which = 0; which < 3; ++which) {
+    TensorView v = TensorView::batched(x.data(), 1, N, D);
+    (which == 0 ? v.batch_stride : which == 1 ? v.row_stride : v.col_stride) = -1;
+    xv = v;
+    expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"x", "negative stride"});
+  }
+}
+
+TEST_F(FitErrors, UnknownDtype) {
+  xv.dtype = static_cast<DType>(17);
+  expect_error([&] { fit(); }, ErrorKind::invalid_type, {"x", "dtype"});
+}
+
+TEST_F(FitErrors, ClusterCount) {
+  opt.n_clusters = 0;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"n_clusters = 0", ">= 1"});
+  opt.n_clusters = -3;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"n_clusters = -3", ">= 1"});
+  opt.n_clusters = N + 1;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"n_clusters = 21", "N = 20"});
+  opt.n_clusters = N;  // K = N is fine
+  EXPECT_NO_THROW(fit());
+}
+
+TEST_F(FitErrors, MaxIter) {
+  opt.max_iter = 0;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"max_iter = 0", ">= 1"});
+  opt.max_iter = -2;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"max_iter = -2"});
+}
+
+TEST_F(FitErrors, NanTol) {
+  opt.tol = std::numeric_limits<double>::quiet_NaN();
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"tol", "NaN"});
+}
+
+TEST_F(FitErrors, NegativeThreads) {
+  opt.n_threads = -1;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"n_threads = -1"});
+}
+
+TEST_F(FitErrors, UnknownEnums) {
+  opt.metric = static_cast<Metric>(9);
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"metric"});
+  opt.metric = Metric::euclidean;
+  opt.init = static_cast<fk::Init>(9);
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init"});
+  opt.init = fk::Init::random;
+  opt.algorithm = static_cast<fk::Algorithm>(9);
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"algorithm"});
+}
+
+TEST_F(FitErrors, ElkanWithDot) {
+  opt.metric = Metric::dot;
+  opt.algorithm = fk::Algorithm::elkan;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"elkan", "dot"});
+}
+
+// NaN, +Inf and -Inf anywhere in x, in every dtype; the message names the first bad row.
+TEST_F(FitErrors, NonFiniteX) {
+  const std::int64_t nb = 2;
+  const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+  for (DType dt : {DType::float32, DType::float16, DType::bfloat16})
+    for (float bad : bad_values) {
+      SCOPED_TRACE(std::string(fk::to_string(dt)) + " " + std::to_string(bad));
+      fkt::Array a = fkt::make_array(x, nb, N, D, dt);
+      // Batch 1, row 7, column 2 (and a later row too: the first one must be reported).
+      for (std::int64_t row : {7, 15}) {
+        const std::size_t at = static_cast<std::size_t>((1 * N + row) * D + 2);
+        if (dt == DType::float32)
+          a.f32[at] = bad;
+        else
+          a.bits[at] = dt == DType::float16 ? fkt::float_to_half(bad) : fkt::float_to_bfloat16(bad);
+      }
+      expect_error([&] { fk::fit(a.view(), opt); }, ErrorKind::invalid_argument,
+                   {"x", "NaN or infinity", "batch 1", "row 7"});
+      expect_error([&] { fk::predict(a.view(), TensorView::matrix(c.data(), K, D)); }, ErrorKind::invalid_argument,
+                   {"x", "NaN or infinity", "batch 1", "row 7"});
+    }
+}
+
+// Every 16-bit pattern with an all-ones exponent is rejected, none other.
+TEST_F(FitErrors, NonFinite16BitPatterns) {
+  for (DType dt : {DType::float16, DType::bfloat16}) {
+    const std::uint16_t exp_mask = dt == DType::float16 ? 0x7c00 : 0x7f80;
+    std::vector<std::uint16_t> bits(static_cast<std::size_t>(N * D));
+    for (std::size_t e = 0; e < bits.size(); ++e)
+      bits[e] = dt == DType::float16 ? fkt::float_to_half(x[e]) : fkt::float_to_bfloat16(x[e]);
+    for (std::uint16_t sign : {0x0000, 0x8000})
+      for (std::uint16_t man : {0x0001, 0x0040, 0x0003}) {
+        bits[5] = static_cast<std::uint16_t>(sign | exp_mask | man);  // NaNs
+        expect_error([&] { fk::fit(TensorView::batched(bits.data(), dt, 1, N, D), opt); },
+                     ErrorKind::invalid_argument, {"NaN or infinity"});
+      }
+    bits[5] = static_cast<std::uint16_t>(exp_mask - (dt == DType::float16 ? 0x0400 : 0x0080) + 0x3);  // large finite
+    EXPECT_NO_THROW(fk::fit(TensorView::batched(bits.data(), dt, 1, N, D), opt)) << fk::to_string(dt);
+  }
+}
+
+TEST_F(FitErrors, NonFiniteGivenCentroids) {
+  opt.init = fk::Init::given;
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    c[2 * D + 1] = bad;
+    opt.init_centroids = TensorView::matrix(c.data(), K, D);
+    expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init_centroids", "NaN or infinity", "row 2"});
+  }
+}
+
+TEST_F(FitErrors, GivenCentroidsOfWrongShape) {
+  opt.init = fk::Init::given;
+  opt.init_centroids = TensorView::matrix(c.data(), K + 1, D);  // wrong K
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init_centroids", "shape (1, 5, 3)", "expected (1, 4, 3)"});
+  opt.init_centroids = TensorView::matrix(c.data(), K, D - 1);  // wrong D
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init_centroids", "shape (1, 4, 2)", "expected (1, 4, 3)"});
+  xv = TensorView::batched(x.data(), 3, N, D);  // wrong B: (K, D) for three batches
+  opt.init_centroids = TensorView::matrix(c.data(), K, D);
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init_centroids", "shape (1, 4, 3)", "expected (3, 4, 3)"});
+  opt.init_centroids = TensorView::batched(c.data(), 3, K, D);
+  EXPECT_NO_THROW(fit());
+  opt.init_centroids.data = nullptr;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init_centroids", "null"});
+}
+
+TEST_F(FitErrors, CentroidsWithoutGivenInit) {
+  opt.init_centroids = TensorView::matrix(c.data(), K, D);
+  for (fk::Init init : {fk::Init::random, fk::Init::kmeans_plus_plus}) {
+    opt.init = init;
+    expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init_centroids", "not 'given'"});
+  }
+}
+
+TEST_F(FitErrors, GivenInitWithoutCentroids) {
+  opt.init = fk::Init::given;
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init is given", "init_centroids is empty", "(1, 4, 3)"});
+}
+
+TEST_F(FitErrors, CudaInputInCpuOnlyBuild) {
+#if FK_TEST_CUDA_BUILD
+  GTEST_SKIP() << "this build has a CUDA backend";
+#endif
+  xv.device = fk::Device{fk::DeviceType::cuda, 0};
+  expect_error([&] { fit(); }, ErrorKind::unsupported, {"x", "CUDA", "FLASHKMEANS_CUDA"});
+  xv.device = fk::Device{};
+  opt.init = fk::Init::given;
+  opt.init_centroids = TensorView::matrix(c.data(), K, D);
+  opt.init_centroids.device = fk::Device{fk::DeviceType::cuda, 1};
+  expect_error([&] { fit(); }, ErrorKind::unsupported, {"init_centroids", "CUDA"});
+  TensorView cv = TensorView::matrix(c.data(), K, D);
+  cv.device.type = fk::DeviceType::cuda;
+  expect_error([&] { fk::predict(xv, cv); }, ErrorKind::unsupported, {"centroids", "CUDA"});
+}
+
+TEST_F(PredictErrors, MismatchedDimensions) {
+  expect_error([&] { fk::predict(xv, TensorView::matrix(c.data(), K, D + 1)); }, ErrorKind::invalid_argument,
+               {"centroids have D = 4", "x has D = 3"});
+  const TensorView x3 = TensorView::batched(x.data(), 3, N, D);
+  expect_error([&] { fk::predict(x3, TensorView::batched(c.data(), 2, K, D)); }, ErrorKind::invalid_argument,
+               {"centroids have 2 batches", "x has 3"});
+  EXPECT_NO_THROW(fk::predict(x3, TensorView::batched(c.data(), 3, K, D)));
+  EXPECT_NO_THROW(fk::predict(x3, TensorView::batched(c.data(), 1, K, D)));
+}
+
+TEST_F(PredictErrors, BadViewsAndThreads) {
+  const TensorView cv = TensorView::matrix(c.data(), K, D);
+  expect_error([&] { fk::predict(xv, cv, Metric::euclidean, -2); }, ErrorKind::invalid_argument, {"n_threads = -2"});
+  expect_error([&] { fk::predict(xv, TensorView::matrix(c.data(), 0, D)); }, ErrorKind::invalid_argument,
+               {"centroids", "empty"});
+  TensorView nul = cv;
+  nul.data = nullptr;
+  expect_error([&] { fk::predict(xv, nul); }, ErrorKind::invalid_argument, {"centroids", "null"});
+  TensorView neg = xv;
+  neg.row_stride = -3;
+  expect_error([&] { fk::predict(neg, cv); }, ErrorKind::invalid_argument, {"x", "negative stride"});
+  std::vector<float> cbad = c;
+  cbad[1] = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { fk::predict(xv, TensorView::matrix(cbad.data(), K, D)); }, ErrorKind::invalid_argument,
+               {"centroids", "NaN or infinity", "row 0"});
+}
+
+// fit rejects a metric outside the enum (UnknownEnums above); predict must too.
+TEST_F(PredictErrors, UnknownMetric) {
+  expect_error([&] { fk::predict(xv, TensorView::matrix(c.data(), K, D), static_cast<Metric>(9)); },
+               ErrorKind::invalid_argument, {"metric"});
+}
+
+// Nothing is written or half-done on a throw: the output of a good call afterwards is unaffected.
+TEST_F(FitErrors, LibraryUsableAfterErrors) {
+  const fk::KMeansResult before = fk::fit(xv, opt);
+  opt.n_clusters = 0;
+  EXPECT_THROW(fit(), fk::Error);
+  opt.n_clusters = K;
+  const fk::KMeansResult after = fk::fit(xv, opt);
+  EXPECT_EQ(before.labels, after.labels);
+  EXPECT_EQ(before.centroids, after.centroids);
+}
+
+}  // namespace
