@@ -26,16 +26,19 @@ class SortedSums {
 /// sums[c] (K x D floats) and counts[c]; combine() adds them in chunk order.
 class ChunkSums {
  public:
-  static constexpr std::int64_t kChunkRows = 2048;
+  /// Rows per chunk: a function of N alone (never of the thread count), small enough that small
+  /// problems still split evenly over the threads, at most kMaxChunks chunks.
+  static std::int64_t chunk_rows(std::int64_t n);
   ChunkSums(std::int64_t n, std::int64_t k, std::int64_t d);
   std::int64_t chunks() const { return chunks_; }
+  std::int64_t rows_per_chunk() const { return rows_; }
   float* sums(std::int64_t c) { return sums_.data() + c * k_ * d_; }
   std::int64_t* counts(std::int64_t c) { return counts_.data() + c * k_; }
   void clear(std::int64_t c);
   void combine(double* sums, std::int64_t* counts, int n_threads) const;
 
  private:
-  std::int64_t chunks_, k_, d_;
+  std::int64_t rows_, chunks_, k_, d_;
   std::vector<float> sums_;
   std::vector<std::int64_t> counts_;
 };

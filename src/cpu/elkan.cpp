@@ -1,6 +1,7 @@
-// Elkan's exact accelerated assignment. Per point: an upper bound u on the distance to its
-// centroid; per point and centroid: a lower bound l. A centroid j is evaluated only when u > l_j;
-// everything else provably cannot beat the current label. (Elkan's second test, u > d(c_a, c_j)/2,
+// Elkan's exact accelerated assignment. Per point and centroid: a lower bound l on their distance.
+// Each pass computes a point's exact distance u to its own centroid (one dot product) and evaluates
+// a centroid j only when u > l_j; everything else provably cannot beat the current label. (Elkan
+// keeps u as a bound too; here almost every point needs the exact u in every pass anyway.) (Elkan's second test, u > d(c_a, c_j)/2,
 // is left out: in the high-dimensional data this library is for it pruned no pair in our
 // measurements, and it costs a K x K centroid distance matrix per iteration; see docs/perf-notes.md.)
 //
@@ -11,9 +12,6 @@
 // Distances come from the expansion ||x||^2 + ||c||^2 - 2 x.c in float32; each bound is widened
 // by an error term e = kErr(D) * (||x||^2 + ||c||^2) on the squared distance, so the bounds hold
 // for the exact distances and only float32 near-ties can differ from Lloyd's labels.
-#include <cstdio>
-#include <chrono>
-#include <cstdlib>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -44,15 +42,12 @@ class ElkanAssigner final : public detail::Assigner {
         err_(static_cast<float>((std::sqrt(static_cast<double>(x.d)) + 4.0) * 0x1.0p-23)),
         norms_(row_norms(x, cfg.n_threads)),
         lower_(static_cast<std::size_t>(x.n * cfg.k)),
-        upper_(static_cast<std::size_t>(x.n)),
         total_drift_(static_cast<std::size_t>(cfg.k), 0.0),
-        total_drift_f_(static_cast<std::size_t>(cfg.k), 0.f),
-        drift_(static_cast<std::size_t>(cfg.k)) {}
+        total_drift_f_(static_cast<std::size_t>(cfg.k), 0.f) {}
 
   std::int64_t assign(const float* c, const detail::AssignOutput& out) override {
     const SimdKernels& s = simd();
     const std::int64_t n = x_.n;
-    auto T0 = std::chrono::steady_clock::now();
     panels_.build(s, c, k_, x_.d, Metric::euclidean);
     Pass pass;
     if (refresh_) {
@@ -62,7 +57,6 @@ class ElkanAssigner final : public detail::Assigner {
       // Bounds first on a leading sample of the points; when they prune too little there, the rest
       // of the points are cheaper in GEMM tiles (which also leaves them with the tightest bounds).
       update_drifts(c);
-      T0 = std::chrono::steady_clock::now();
       const std::int64_t sample = std::min(n, std::max<std::int64_t>(kSampleMin, n / kSampleFraction));
       pass = bounded_rows(s, c, 0, sample, out.labels);
       const bool prune = pass.share(sample, k_) <= kRefreshShare;
@@ -70,8 +64,6 @@ class ElkanAssigner final : public detail::Assigner {
       refresh_ = prune && pass.share(n, k_) > kRefreshShare;
     }
     evaluations_ += pass.evaluations;
-    auto T1 = std::chrono::steady_clock::now();
-    if (std::getenv("FK_DEBUG")) std::fprintf(stderr, "elkan: %.3f of pairs, changed %ld  %.2f ms\n", pass.share(n, k_), (long)pass.changed, std::chrono::duration<double, std::milli>(T1-T0).count());
     prev_.assign(c, c + k_ * x_.d);
     if (out.dist) label_distances(x_, norms_, c, panels_.norms, out.labels, cfg_.metric, out.dist, cfg_.n_threads);
     if (out.sums) sorted_sums_.accumulate(x_, out.labels, k_, out.sums, out.counts, cfg_.n_threads);
@@ -119,13 +111,8 @@ class ElkanAssigner final : public detail::Assigner {
         s.score_rows(x_.rows + i0 * x_.ld, x_.ld, rows, d, panels_.panels.data(), panels_.bias.data(), k_,
                      panels_.alpha, l, k_, scratch.data());
         for (std::int64_t i = i0; i < i0 + rows; ++i, l += k_) {
-          std::int64_t best = 0;
-          for (std::int64_t j = 1; j < k_; ++j)
-            if (l[j] < l[best]) best = j;
-          const float xn = norms_[i], best_score = l[best];
-          upper_[i] = hi_bound(xn + best_score, err_ * (xn + panels_.norms[best]));
-          for (std::int64_t j = 0; j < k_; ++j)
-            l[j] = (lo_bound(xn + l[j], err_ * (xn + panels_.norms[j])) + total_drift_f_[j]) * kShrink;
+          const std::int64_t best =
+              s.elkan_bound_row(l, k_, norms_[i], panels_.norms.data(), total_drift_f_.data(), err_, kShrink);
           changed += labels[i] != best;
           labels[i] = static_cast<std::int32_t>(best);
         }
@@ -144,8 +131,7 @@ class ElkanAssigner final : public detail::Assigner {
         m += diff * diff;
       }
       // Rounded up: a bound lowered by slightly too much is still a bound.
-      drift_[j] = static_cast<float>(std::sqrt(m) * (1 + 1e-6)) + std::numeric_limits<float>::denorm_min();
-      total_drift_[j] += drift_[j];
+      total_drift_[j] += static_cast<float>(std::sqrt(m) * (1 + 1e-6)) + std::numeric_limits<float>::denorm_min();
       total_drift_f_[j] = static_cast<float>(total_drift_[j]);
     }
   }
@@ -165,24 +151,17 @@ class ElkanAssigner final : public detail::Assigner {
           for (std::int64_t q = 0; q < k_; q += 16) __builtin_prefetch(next + q);
         }
         const std::int32_t a = labels[i];
-        float u = upper_[i] + drift_[a];
-        upper_[i] = u;
+        // The exact distance to the own centroid first (one dot product): the bound scan then
+        // runs with the tightest u. Nearly every point has some candidate under a loose u.
         float* l = lower_.data() + i * k_;
-        l[a] = std::numeric_limits<float>::infinity();  // the own centroid is never a candidate
-        std::int64_t m = s.elkan_candidates(l, total_drift_f_.data(), u, k_, cand.data());
-        if (m == 0) continue;
-        // Tighten u with the exact distance to the own centroid, then keep the candidates that
-        // still pass: the list is short, the row was just read.
         const float* xi = x_.rows + i * x_.ld;
         const float xn = norms_[i];
         float best_score = panels_.norms[a] - 2.f * s.dot(xi, c + a * d, d);
         const float slack_a = err_ * (xn + panels_.norms[a]);
-        u = hi_bound(xn + best_score, slack_a);
-        upper_[i] = u;
+        const float u = hi_bound(xn + best_score, slack_a);
         ++evals;
-        std::int64_t kept = 0;
-        for (std::int64_t t = 0; t < m; ++t)
-          if (u + total_drift_f_[cand[t]] > l[cand[t]]) cand[kept++] = cand[t];
+        l[a] = std::numeric_limits<float>::infinity();  // the own centroid is not a candidate
+        const std::int64_t kept = s.elkan_candidates(l, total_drift_f_.data(), u, k_, cand.data());
         l[a] = (lo_bound(xn + best_score, slack_a) + total_drift_f_[a]) * kShrink;
         if (kept == 0) continue;
         s.candidate_dots(xi, c, d, cand.data(), kept, dots.data());
@@ -192,7 +171,6 @@ class ElkanAssigner final : public detail::Assigner {
         std::int32_t best = a;
         if (at >= 0 && (scores[at] < best_score || (scores[at] == best_score && cand[at] < a)))
           best = cand[at], best_score = scores[at];
-        upper_[i] = hi_bound(xn + best_score, err_ * (xn + panels_.norms[best]));
         changed += best != a;
         labels[i] = best;
       }
@@ -204,9 +182,9 @@ class ElkanAssigner final : public detail::Assigner {
   detail::AssignerConfig cfg_;
   std::int64_t k_;
   float err_;
-  std::vector<float> norms_, lower_, upper_;
+  std::vector<float> norms_, lower_;
   std::vector<double> total_drift_;
-  std::vector<float> total_drift_f_, drift_, prev_;
+  std::vector<float> total_drift_f_, prev_;
   CentroidPanels panels_;
   SortedSums sorted_sums_;
   bool refresh_ = true;

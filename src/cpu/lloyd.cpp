@@ -54,7 +54,7 @@ namespace {
 // Rows per task: small enough for the points to stay in L2 while all centroid panels stream past.
 constexpr std::int64_t kBlockRows = 96;
 // Fuse the sums into the assignment pass while a chunk's private sums stay cache-sized.
-constexpr std::int64_t kFusedMaxKD = 1 << 16;
+constexpr std::int64_t kFusedMaxKD = 1 << 14;
 constexpr std::int64_t kFewMinD = 64;
 constexpr std::int64_t kFewMaxK = 16;
 
@@ -73,7 +73,7 @@ class LloydAssigner final : public detail::Assigner {
     const bool few = k <= kFewMaxK && d >= kFewMinD;
     if (fused && (!chunks_ || chunks_->chunks() == 0)) chunks_ = std::make_unique<ChunkSums>(n, k, d);
     const std::int64_t tasks = fused ? chunks_->chunks() : (n + kBlockRows - 1) / kBlockRows;
-    const std::int64_t task_rows = fused ? ChunkSums::kChunkRows : kBlockRows;
+    const std::int64_t task_rows = fused ? chunks_->rows_per_chunk() : kBlockRows;
     std::int64_t changed = 0;
 #pragma omp parallel num_threads(cfg_.n_threads) reduction(+ : changed)
     {

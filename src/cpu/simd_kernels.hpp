@@ -30,14 +30,16 @@ struct SimdKernels {
                      const float* panels, const float* bias, std::int64_t k, float alpha, float* out,
                      std::int64_t ldo, float* scratch);
   float (*dot)(const float* a, const float* b, std::int64_t d);
-  void (*dot4)(const float* x, const float* c0, const float* c1, const float* c2, const float* c3,
-               std::int64_t d, float out[4]);
   /// out[t] = x . c[cand[t]] for t < m (c is (K, d) row-major): Elkan's surviving candidates.
   void (*candidate_dots)(const float* x, const float* c, std::int64_t d, const std::int32_t* cand, std::int64_t m,
                          float* out);
   /// Writes the j with ub + drift_total[j] > lower[j], ascending; returns how many.
   std::int64_t (*elkan_candidates)(const float* lower, const float* drift_total, float ub, std::int64_t k,
                                    std::int32_t* out);
+  /// A row of scores (||c_j||^2 - 2 x.c_j) turned in place into Elkan's offset lower bounds
+  /// (as elkan_update writes them); returns the j of the smallest score (first on ties).
+  std::int64_t (*elkan_bound_row)(float* row, std::int64_t k, float x_norm, const float* c_norms,
+                                  const float* drift_total, float err, float shrink);
   /// For Elkan's evaluated candidates (ascending j) with dots[t] = x.c_cand[t]: scores[t] =
   /// ||c||^2 - 2 x.c, lower[j] = (max(||x - c||^2 - err (||x||^2 + ||c||^2), 0)^(1/2) + drift_total[j]) * shrink.
   /// Returns the t of the smallest score (first on ties), or -1 when m = 0.

@@ -109,7 +109,7 @@ inline void dot_block(const float* x, std::int64_t ldx, const float* c, std::int
 }
 
 // Rows of points fetched this far ahead: the small-K kernel streams the data at few flops a byte.
-constexpr std::int64_t kPrefetchRows = 8;
+constexpr std::int64_t kPrefetchRows = 16;
 constexpr int kFewRows = W >= 16 ? 5 : 2;
 constexpr int kMaxGroup = W >= 16 ? 5 : 6;
 
@@ -117,7 +117,7 @@ template <int R, int G>
 void argmin_block(const float* x, std::int64_t ldx, std::int64_t i, std::int64_t n, std::int64_t d, const float* c,
                   std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best_score) {
   for (std::int64_t r = i + kPrefetchRows; r < std::min(n, i + kPrefetchRows + R); ++r)
-    for (std::int64_t q = 0; q < d; q += 64 / sizeof(float)) __builtin_prefetch(x + r * ldx + q);
+    for (std::int64_t q = 0; q < d; q += 64 / sizeof(float)) __builtin_prefetch(x + r * ldx + q, 0, 3);
   float dots[R][G];
   dot_block<R, G>(x + i * ldx, ldx, c + j0 * d, d, d, dots);
   for (int r = 0; r < R; ++r)
@@ -152,13 +152,19 @@ int max_group() { return kMaxGroup; }
 void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
                      const float* bias, std::int64_t k, float alpha, std::int32_t* labels, float* best_score) {
   for (std::int64_t i = 0; i < n; ++i) best_score[i] = std::numeric_limits<float>::infinity(), labels[i] = 0;
-  // Even groups (K = 10: 5 + 5) keep every group's accumulator chains long.
+  // Even groups (K = 10: 5 + 5) keep every group's accumulator chains long. A few rows at a time
+  // meet every group while they are in L1: the data is read from memory once.
   const std::int64_t groups = (k + kMaxGroup - 1) / kMaxGroup;
-  std::int64_t j0 = 0;
-  for (std::int64_t g = 0; g < groups; ++g) {
-    const int size = static_cast<int>((k - j0) / (groups - g));
-    argmin_group_upto<kMaxGroup>(size, x, ldx, n, d, c, j0, bias, alpha, labels, best_score);
-    j0 += size;
+  constexpr std::int64_t kSpan = 2 * kFewRows;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kSpan) {
+    const std::int64_t rows = std::min(kSpan, n - i0);
+    std::int64_t j0 = 0;
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const int size = static_cast<int>((k - j0) / (groups - g));
+      argmin_group_upto<kMaxGroup>(size, x + i0 * ldx, ldx, rows, d, c, j0, bias, alpha, labels + i0,
+                                   best_score + i0);
+      j0 += size;
+    }
   }
 }
 
@@ -256,24 +262,6 @@ float dot(const float* a, const float* b, std::int64_t d) {
   return s;
 }
 
-void dot4(const float* x, const float* c0, const float* c1, const float* c2, const float* c3,
-          std::int64_t d, float out[4]) {
-  vf s0{}, s1{}, s2{}, s3{};
-  std::int64_t k = 0;
-  for (; k + W <= d; k += W) {
-    const vf xv = load(x + k);
-    s0 += xv * load(c0 + k);
-    s1 += xv * load(c1 + k);
-    s2 += xv * load(c2 + k);
-    s3 += xv * load(c3 + k);
-  }
-  out[0] = hsum(s0), out[1] = hsum(s1), out[2] = hsum(s2), out[3] = hsum(s3);
-  for (; k < d; ++k) {
-    out[0] += x[k] * c0[k], out[1] += x[k] * c1[k];
-    out[2] += x[k] * c2[k], out[3] += x[k] * c3[k];
-  }
-}
-
 void candidate_dots(const float* x, const float* c, std::int64_t d, const std::int32_t* cand, std::int64_t m,
                     float* out) {
   std::int64_t t = 0;
@@ -323,6 +311,19 @@ std::int64_t elkan_candidates(const float* lower, const float* drift_total, floa
   for (; j < k; ++j)
     if (ub + drift_total[j] > lower[j]) out[n++] = static_cast<std::int32_t>(j);
   return n;
+}
+
+std::int64_t elkan_bound_row(float* __restrict row, std::int64_t k, float x_norm, const float* __restrict c_norms,
+                             const float* __restrict drift_total, float err, float shrink) {
+  std::int64_t best = 0;
+  for (std::int64_t j = 1; j < k; ++j)
+    if (row[j] < row[best]) best = j;
+  // Vectorisable (sqrt without errno: the argument is clamped at 0).
+  for (std::int64_t j = 0; j < k; ++j) {
+    const float sq = x_norm + row[j] - err * (x_norm + c_norms[j]);
+    row[j] = (std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[j]) * shrink;
+  }
+  return best;
 }
 
 std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __restrict dots, std::int64_t m,
