@@ -315,13 +315,28 @@ std::int64_t elkan_candidates(const float* lower, const float* drift_total, floa
 
 std::int64_t elkan_bound_row(float* __restrict row, std::int64_t k, float x_norm, const float* __restrict c_norms,
                              const float* __restrict drift_total, float err, float shrink) {
-  std::int64_t best = 0;
-  for (std::int64_t j = 1; j < k; ++j)
-    if (row[j] < row[best]) best = j;
+  // Lane-wise running minimum (strict <: the first index per lane), then across lanes.
+  vf bv = splat(std::numeric_limits<float>::infinity());
+  vi bi = vi{} + 0x7fffffff, jv;
+  for (int l = 0; l < W; ++l) jv[l] = l;
+  std::int64_t j = 0;
+  for (; j + W <= k; j += W, jv += W) {
+    const vf v = load(row + j);
+    const vi m = v < bv;
+    bv = m ? v : bv;
+    bi = m ? jv : bi;
+  }
+  float best_v = std::numeric_limits<float>::infinity();
+  std::int64_t best = 0x7fffffff;
+  for (int l = 0; l < W; ++l)
+    if (bv[l] < best_v || (bv[l] == best_v && bi[l] < best)) best_v = bv[l], best = bi[l];
+  for (; j < k; ++j)
+    if (row[j] < best_v) best_v = row[j], best = j;
+  if (best == 0x7fffffff) best = 0;  // no finite score (impossible after validation)
   // Vectorisable (sqrt without errno: the argument is clamped at 0).
-  for (std::int64_t j = 0; j < k; ++j) {
-    const float sq = x_norm + row[j] - err * (x_norm + c_norms[j]);
-    row[j] = (std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[j]) * shrink;
+  for (std::int64_t q = 0; q < k; ++q) {
+    const float sq = x_norm + row[q] - err * (x_norm + c_norms[q]);
+    row[q] = (std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[q]) * shrink;
   }
   return best;
 }
