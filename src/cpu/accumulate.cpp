@@ -50,13 +50,13 @@ void SortedSums::accumulate(const detail::BatchRows& x, const std::int32_t* labe
       for (std::int64_t q = 0; q < d; ++q) sums[j * d + q] += part_[p * d + q];
 }
 
-std::int64_t ChunkSums::chunk_rows(std::int64_t n) {
-  constexpr std::int64_t kMinRows = 384, kMaxChunks = 128;
-  return std::max(kMinRows, (n + kMaxChunks - 1) / kMaxChunks);
+std::int64_t ChunkSums::chunk_rows(std::int64_t n, std::int64_t k, std::int64_t d) {
+  constexpr std::int64_t kMinRows = 384, kMaxChunks = 128, kRowsPerSum = 16;
+  return std::max({kMinRows, (n + kMaxChunks - 1) / kMaxChunks, k * d / kRowsPerSum});
 }
 
 ChunkSums::ChunkSums(std::int64_t n, std::int64_t k, std::int64_t d)
-    : rows_(chunk_rows(n)), chunks_((n + rows_ - 1) / rows_), k_(k), d_(d),
+    : rows_(chunk_rows(n, k, d)), chunks_((n + rows_ - 1) / rows_), k_(k), d_(d),
       sums_(static_cast<std::size_t>(chunks_ * k * d)), counts_(static_cast<std::size_t>(chunks_ * k)) {}
 
 void ChunkSums::clear(std::int64_t c) {

@@ -26,9 +26,10 @@ class SortedSums {
 /// sums[c] (K x D floats) and counts[c]; combine() adds them in chunk order.
 class ChunkSums {
  public:
-  /// Rows per chunk: a function of N alone (never of the thread count), small enough that small
-  /// problems still split evenly over the threads, at most kMaxChunks chunks.
-  static std::int64_t chunk_rows(std::int64_t n);
+  /// Rows per chunk: a function of the shape alone (never of the thread count). Small enough that
+  /// small problems still split evenly over the threads; large enough that combining the chunks
+  /// (chunks x K x D additions) stays a small fraction of the pass.
+  static std::int64_t chunk_rows(std::int64_t n, std::int64_t k, std::int64_t d);
   ChunkSums(std::int64_t n, std::int64_t k, std::int64_t d);
   std::int64_t chunks() const { return chunks_; }
   std::int64_t rows_per_chunk() const { return rows_; }

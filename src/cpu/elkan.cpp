@@ -29,7 +29,7 @@ constexpr float kShrink = 1.f - 0x1.0p-20f;  // covers float rounding of the off
 constexpr std::int64_t kBlockRows = 64;
 // When a pass evaluates more than this share of all pairs, the next one recomputes every
 // distance in GEMM tiles instead (faster than scattered products, and the tightest bounds).
-constexpr double kRefreshShare = 0.35;
+constexpr double kRefreshShare = 0.25;
 // A bounded pass first runs on max(kSampleMin, N / kSampleFraction) points to see if it pays.
 constexpr std::int64_t kSampleMin = 1024;
 constexpr std::int64_t kSampleFraction = 32;

@@ -54,7 +54,7 @@ namespace {
 // Rows per task: small enough for the points to stay in L2 while all centroid panels stream past.
 constexpr std::int64_t kBlockRows = 96;
 // Fuse the sums into the assignment pass while a chunk's private sums stay cache-sized.
-constexpr std::int64_t kFusedMaxKD = 1 << 14;
+constexpr std::int64_t kFusedMaxKD = 1 << 16;
 constexpr std::int64_t kFewMinD = 64;
 constexpr std::int64_t kFewMaxK = 16;
 
@@ -86,6 +86,9 @@ class LloydAssigner final : public detail::Assigner {
         for (std::int64_t i0 = lo; i0 < hi; i0 += kBlockRows) {
           const std::int64_t m = std::min(kBlockRows, hi - i0);
           const float* rows = x_.rows + i0 * x_.ld;
+          // The next block's rows come from memory while this one computes: ask for them now.
+          for (std::int64_t r = i0 + m; r < std::min(hi, i0 + m + kBlockRows); ++r)
+            for (std::int64_t q = 0; q < d; q += 16) __builtin_prefetch(x_.rows + r * x_.ld + q, 0, 2);
           if (few)
             s.argmin_rows_few(rows, x_.ld, m, d, c, panels_.bias.data(), k, panels_.alpha, lab.data(), best.data());
           else

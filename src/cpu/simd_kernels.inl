@@ -35,7 +35,19 @@ typedef std::int32_t vi __attribute__((vector_size(W * 4)));
 
 inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
-inline vf splat(float s) { return vf{} + s; }
+// A true broadcast. (vf{} + s costs a scalar add first: x + 0.0 is not x for x = -0.0; a
+// shuffle of lane 0 costs two extra moves.) The set1 intrinsics fold a load into vbroadcastss.
+inline vf splat(float s) {
+#if defined(__AVX512F__) && FK_LANES == 16
+  return reinterpret_cast<vf>(_mm512_set1_ps(s));
+#elif defined(__AVX__) && FK_LANES == 8
+  return reinterpret_cast<vf>(_mm256_set1_ps(s));
+#elif defined(__SSE__) && FK_LANES == 4
+  return reinterpret_cast<vf>(_mm_set1_ps(s));
+#else
+  return vf{} + s;
+#endif
+}
 
 template <int H, std::size_t... L>
 constexpr vi rotation(std::index_sequence<L...>) {
