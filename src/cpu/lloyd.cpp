@@ -87,8 +87,9 @@ class LloydAssigner final : public detail::Assigner {
           const std::int64_t m = std::min(kBlockRows, hi - i0);
           const float* rows = x_.rows + i0 * x_.ld;
           // The next block's rows come from memory while this one computes: ask for them now.
-          for (std::int64_t r = i0 + m; r < std::min(hi, i0 + m + kBlockRows); ++r)
-            for (std::int64_t q = 0; q < d; q += 16) __builtin_prefetch(x_.rows + r * x_.ld + q, 0, 2);
+          if (!few)  // (the few-centroid kernel fetches ahead within the block itself)
+            for (std::int64_t r = i0 + m; r < std::min(hi, i0 + m + kBlockRows); ++r)
+              for (std::int64_t q = 0; q < d; q += 16) __builtin_prefetch(x_.rows + r * x_.ld + q, 0, 2);
           if (few)
             s.argmin_rows_few(rows, x_.ld, m, d, c, panels_.bias.data(), k, panels_.alpha, lab.data(), best.data());
           else

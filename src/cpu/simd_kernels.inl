@@ -122,14 +122,12 @@ inline void dot_block(const float* x, std::int64_t ldx, const float* c, std::int
 
 // Rows of points fetched this far ahead: the small-K kernel streams the data at few flops a byte.
 constexpr std::int64_t kPrefetchRows = 16;
-constexpr int kFewRows = W >= 16 ? 5 : 2;
-constexpr int kMaxGroup = W >= 16 ? 5 : 6;
+constexpr int kFewRows = W >= 16 ? 5 : 3;
+constexpr int kMaxGroup = W >= 16 ? 5 : 4;
 
 template <int R, int G>
-void argmin_block(const float* x, std::int64_t ldx, std::int64_t i, std::int64_t n, std::int64_t d, const float* c,
+void argmin_block(const float* x, std::int64_t ldx, std::int64_t i, std::int64_t d, const float* c,
                   std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best_score) {
-  for (std::int64_t r = i + kPrefetchRows; r < std::min(n, i + kPrefetchRows + R); ++r)
-    for (std::int64_t q = 0; q < d; q += 64 / sizeof(float)) __builtin_prefetch(x + r * ldx + q, 0, 3);
   float dots[R][G];
   dot_block<R, G>(x + i * ldx, ldx, c + j0 * d, d, d, dots);
   for (int r = 0; r < R; ++r)
@@ -144,8 +142,8 @@ void argmin_group(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t
                   std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best_score) {
   std::int64_t i = 0;
   for (; i + kFewRows <= n; i += kFewRows)
-    argmin_block<kFewRows, G>(x, ldx, i, n, d, c, j0, bias, alpha, labels, best_score);
-  for (; i < n; ++i) argmin_block<1, G>(x, ldx, i, n, d, c, j0, bias, alpha, labels, best_score);
+    argmin_block<kFewRows, G>(x, ldx, i, d, c, j0, bias, alpha, labels, best_score);
+  for (; i < n; ++i) argmin_block<1, G>(x, ldx, i, d, c, j0, bias, alpha, labels, best_score);
 }
 
 template <int G>
@@ -170,6 +168,9 @@ void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int6
   constexpr std::int64_t kSpan = 2 * kFewRows;
   for (std::int64_t i0 = 0; i0 < n; i0 += kSpan) {
     const std::int64_t rows = std::min(kSpan, n - i0);
+    // This kernel streams the data at a few flops per byte: fetch the rows a few spans ahead.
+    for (std::int64_t r = i0 + kPrefetchRows; r < std::min(n, i0 + kPrefetchRows + kSpan); ++r)
+      for (std::int64_t q = 0; q < d; q += 64 / sizeof(float)) __builtin_prefetch(x + r * ldx + q, 0, 1);
     std::int64_t j0 = 0;
     for (std::int64_t g = 0; g < groups; ++g) {
       const int size = static_cast<int>((k - j0) / (groups - g));
