@@ -261,6 +261,25 @@ TEST_P(Kernels, Dot) {
   }
 }
 
+TEST_P(Kernels, AllFinite) {
+  std::mt19937 g(95);
+  for (std::int64_t n = 0; n <= 70; ++n) {
+    const std::vector<float> base = random_floats(g, static_cast<std::size_t>(n));
+    {
+      Guarded<float> a(base);
+      EXPECT_TRUE(k_->all_finite(a.data(), n)) << "n = " << n;
+    }
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity()})
+      for (std::int64_t at = 0; at < n; at += 7) {
+        std::vector<float> v = base;
+        v[static_cast<std::size_t>(at)] = bad;
+        Guarded<float> a(v);
+        EXPECT_FALSE(k_->all_finite(a.data(), n)) << "n = " << n << ", bad value at " << at;
+      }
+  }
+}
+
 // candidate_dots: x . c_j for a list of centroid rows, in list order.
 TEST_P(Kernels, CandidateDots) {
   std::mt19937 g(97);

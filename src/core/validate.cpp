@@ -7,6 +7,7 @@
 
 #include "core/check.hpp"
 #include "core/convert.hpp"
+#include "cpu/simd_kernels.hpp"
 
 namespace flashkmeans::detail {
 
@@ -47,7 +48,9 @@ void validate_finite(const TensorView& v, const char* what, int n_threads) {
     const std::int64_t b = r / v.rows, i = r % v.rows;
     const std::int64_t base = b * v.batch_stride + i * v.row_stride;
     bool ok = true;
-    if (v.dtype == DType::float32) {
+    if (v.dtype == DType::float32 && v.col_stride == 1) {
+      ok = cpu::simd().all_finite(static_cast<const float*>(v.data) + base, v.cols);
+    } else if (v.dtype == DType::float32) {
       const float* p = static_cast<const float*>(v.data) + base;
       float acc = 0.f;  // inf - inf and nan propagate into acc: one test per row
       for (std::int64_t j = 0; j < v.cols; ++j) acc += p[j * v.col_stride] * 0.f;

@@ -66,7 +66,6 @@ class LloydAssigner final : public detail::Assigner {
     const SimdKernels& s = simd();
     const std::int64_t k = cfg_.k, d = x_.d, n = x_.n;
     panels_.build(s, c, k, d, cfg_.metric);
-    if (out.dist && cfg_.metric == Metric::euclidean && norms_.empty()) norms_ = row_norms(x_, cfg_.n_threads);
     evaluations_ += n * k;
     const bool fused = out.sums && k * d <= kFusedMaxKD;
     // Few centroids in many dimensions: products along d waste nothing on padding K to a panel.
@@ -98,9 +97,11 @@ class LloydAssigner final : public detail::Assigner {
           for (std::int64_t r = 0; r < m; ++r) {
             changed += out.labels[i0 + r] != lab[r];
             out.labels[i0 + r] = lab[r];
-            if (out.dist)
-              out.dist[i0 + r] = distance_from_score(cfg_.metric, best[r],
-                                                     cfg_.metric == Metric::euclidean ? norms_[i0 + r] : 0.f);
+            if (out.dist) {  // ||x||^2 from the row while it is in cache: no extra pass over the data
+              const float* row = rows + r * x_.ld;
+              const float xn = cfg_.metric == Metric::euclidean ? s.dot(row, row, d) : 0.f;
+              out.dist[i0 + r] = distance_from_score(cfg_.metric, best[r], xn);
+            }
             if (fused) {
               s.add_row(chunks_->sums(t) + lab[r] * d, rows + r * x_.ld, d);
               ++chunks_->counts(t)[lab[r]];

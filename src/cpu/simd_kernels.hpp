@@ -46,6 +46,8 @@ struct SimdKernels {
   std::int64_t (*elkan_update)(const std::int32_t* cand, const float* dots, std::int64_t m, const float* c_norms,
                                const float* drift_total, float x_norm, float err, float shrink, float* lower,
                                float* scores);
+  /// true when no element of x[0..n) is NaN or infinite.
+  bool (*all_finite)(const float* x, std::int64_t n);
   /// acc[0..d) += x[0..d)
   void (*add_row)(float* acc, const float* x, std::int64_t d);
 };

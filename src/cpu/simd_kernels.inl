@@ -372,6 +372,20 @@ std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __re
   return best;
 }
 
+bool all_finite(const float* x, std::int64_t n) {
+  // v - v is 0 for finite v and NaN for inf or NaN; NaN != NaN.
+  vi bad{};
+  std::int64_t k = 0;
+  for (; k + W <= n; k += W) {
+    const vf v = load(x + k);
+    bad |= (v - v) != (v - v);
+  }
+  bool ok = true;
+  for (int l = 0; l < W; ++l) ok &= bad[l] == 0;
+  for (; k < n; ++k) ok &= (x[k] - x[k]) == 0.f;
+  return ok;
+}
+
 void add_row(float* acc, const float* x, std::int64_t d) {
   std::int64_t k = 0;
   for (; k + W <= d; k += W) store(acc + k, load(acc + k) + load(x + k));
