@@ -324,7 +324,7 @@ TEST_P(Kernels, ElkanCandidates) {
       for (std::int64_t j = 0; j < k; ++j)
         if (ub + drift[j] > lower[j]) want.push_back(static_cast<std::int32_t>(j));
       Guarded<float> l(lower), dr(drift);
-      Guarded<std::int32_t> out(static_cast<std::size_t>(k));
+      Guarded<std::int32_t> out(static_cast<std::size_t>(k + 16));  // the documented room: k + 16
       const std::int64_t m = k_->elkan_candidates(l.data(), dr.data(), ub, k, out.data());
       ASSERT_EQ(m, static_cast<std::int64_t>(want.size())) << "k = " << k;
       for (std::int64_t t = 0; t < m; ++t) EXPECT_EQ(out[t], want[t]) << "k = " << k << ", position " << t;

@@ -142,7 +142,7 @@ class ElkanAssigner final : public detail::Assigner {
     std::int64_t changed = 0, evals = 0;
 #pragma omp parallel num_threads(cfg_.n_threads) reduction(+ : changed, evals)
     {
-      std::vector<std::int32_t> cand(static_cast<std::size_t>(k_));
+      std::vector<std::int32_t> cand(static_cast<std::size_t>(k_ + 16));  // whole vectors are stored
       std::vector<float> dots(static_cast<std::size_t>(k_)), scores(static_cast<std::size_t>(k_));
 #pragma omp for schedule(dynamic, 256)
       for (std::int64_t i = lo; i < hi; ++i) {

@@ -33,7 +33,8 @@ struct SimdKernels {
   /// out[t] = x . c[cand[t]] for t < m (c is (K, d) row-major): Elkan's surviving candidates.
   void (*candidate_dots)(const float* x, const float* c, std::int64_t d, const std::int32_t* cand, std::int64_t m,
                          float* out);
-  /// Writes the j with ub + drift_total[j] > lower[j], ascending; returns how many.
+  /// Writes the j with ub + drift_total[j] > lower[j], ascending; returns how many. out needs room
+  /// for k + 16 entries (whole vectors are stored).
   std::int64_t (*elkan_candidates)(const float* lower, const float* drift_total, float ub, std::int64_t k,
                                    std::int32_t* out);
   /// A row of scores (||c_j||^2 - 2 x.c_j) turned in place into Elkan's offset lower bounds
