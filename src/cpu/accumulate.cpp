@@ -55,6 +55,29 @@ std::int64_t ChunkSums::chunk_rows(std::int64_t n, std::int64_t k, std::int64_t 
   return std::max({kMinRows, (n + kMaxChunks - 1) / kMaxChunks, k * d / kRowsPerSum});
 }
 
+void IncrementalSums::update(const detail::BatchRows& x, const std::int32_t* labels, std::int64_t k, double* sums,
+                             std::int64_t* counts, int n_threads) {
+  const std::int64_t n = x.n, d = x.d;
+  if (labels_.empty()) {
+    sums_.resize(static_cast<std::size_t>(k * d));
+    counts_.resize(static_cast<std::size_t>(k));
+    full_.accumulate(x, labels, k, sums_.data(), counts_.data(), n_threads);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int32_t from = labels_[i], to = labels[i];
+      if (from == to) continue;
+      const float* row = x.rows + i * x.ld;
+      double* a = sums_.data() + from * d;
+      double* b = sums_.data() + to * d;
+      for (std::int64_t q = 0; q < d; ++q) a[q] -= row[q], b[q] += row[q];
+      --counts_[from], ++counts_[to];
+    }
+  }
+  labels_.assign(labels, labels + n);
+  std::copy(sums_.begin(), sums_.end(), sums);
+  std::copy(counts_.begin(), counts_.end(), counts);
+}
+
 ChunkSums::ChunkSums(std::int64_t n, std::int64_t k, std::int64_t d)
     : rows_(chunk_rows(n, k, d)), chunks_((n + rows_ - 1) / rows_), k_(k), d_(d),
       sums_(static_cast<std::size_t>(chunks_ * k * d)), counts_(static_cast<std::size_t>(chunks_ * k)) {}

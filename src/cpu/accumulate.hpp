@@ -22,6 +22,22 @@ class SortedSums {
   std::vector<float> part_;
 };
 
+/// The sums and counts of the labels kept from pass to pass: after the first full accumulation
+/// only the points whose label changed are moved (a few per mille once Lloyd settles), in index
+/// order, so the result does not depend on the thread count. Float64 throughout.
+class IncrementalSums {
+ public:
+  /// Brings the sums to `labels` and copies them out. The first call accumulates everything.
+  void update(const detail::BatchRows& x, const std::int32_t* labels, std::int64_t k, double* sums,
+              std::int64_t* counts, int n_threads);
+
+ private:
+  SortedSums full_;
+  std::vector<double> sums_;
+  std::vector<std::int64_t> counts_;
+  std::vector<std::int32_t> labels_;  ///< the labels the sums belong to
+};
+
 /// Private per-chunk sums for the fused assign+accumulate pass (small K x D): chunk c owns
 /// sums[c] (K x D floats) and counts[c]; combine() adds them in chunk order.
 class ChunkSums {

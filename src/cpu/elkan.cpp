@@ -29,7 +29,7 @@ constexpr float kShrink = 1.f - 0x1.0p-20f;  // covers float rounding of the off
 constexpr std::int64_t kBlockRows = 64;
 // When a pass evaluates more than this share of all pairs, the next one recomputes every
 // distance in GEMM tiles instead (faster than scattered products, and the tightest bounds).
-constexpr double kRefreshShare = 0.25;
+constexpr double kRefreshShare = 0.33;
 // A bounded pass first runs on max(kSampleMin, N / kSampleFraction) points to see if it pays.
 constexpr std::int64_t kSampleMin = 1024;
 constexpr std::int64_t kSampleFraction = 32;
@@ -66,7 +66,7 @@ class ElkanAssigner final : public detail::Assigner {
     evaluations_ += pass.evaluations;
     prev_.assign(c, c + k_ * x_.d);
     if (out.dist) label_distances(x_, norms_, c, panels_.norms, out.labels, cfg_.metric, out.dist, cfg_.n_threads);
-    if (out.sums) sorted_sums_.accumulate(x_, out.labels, k_, out.sums, out.counts, cfg_.n_threads);
+    if (out.sums) sums_.update(x_, out.labels, k_, out.sums, out.counts, cfg_.n_threads);
     return pass.changed;
   }
 
@@ -186,7 +186,7 @@ class ElkanAssigner final : public detail::Assigner {
   std::vector<double> total_drift_;
   std::vector<float> total_drift_f_, prev_;
   CentroidPanels panels_;
-  SortedSums sorted_sums_;
+  IncrementalSums sums_;
   bool refresh_ = true;
   std::int64_t evaluations_ = 0;
 };
