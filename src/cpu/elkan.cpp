@@ -33,7 +33,7 @@ constexpr double kRefreshShare = 0.33;
 // A bounded pass first runs on max(kSampleMin, N / kSampleFraction) points to see if it pays.
 constexpr std::int64_t kSampleMin = 1024;
 constexpr std::int64_t kSampleFraction = 32;
-constexpr std::int64_t kAhead = 4;  // points
+constexpr std::int64_t kAhead = 2;  // points
 
 class ElkanAssigner final : public detail::Assigner {
  public:
@@ -146,7 +146,7 @@ class ElkanAssigner final : public detail::Assigner {
       std::vector<float> dots(static_cast<std::size_t>(k_)), scores(static_cast<std::size_t>(k_));
 #pragma omp for schedule(dynamic, 256)
       for (std::int64_t i = lo; i < hi; ++i) {
-        if (i + kAhead < hi) {  // the bound rows stream from memory (N x K floats): fetch ahead
+        if (kAhead && i + kAhead < hi) {  // the bound rows stream from memory (N x K floats): fetch ahead
           const float* next = lower_.data() + (i + kAhead) * k_;
           for (std::int64_t q = 0; q < k_; q += 16) __builtin_prefetch(next + q);
         }

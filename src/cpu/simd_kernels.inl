@@ -385,19 +385,40 @@ std::int64_t elkan_bound_row(float* __restrict row, std::int64_t k, float x_norm
 std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __restrict dots, std::int64_t m,
                           const float* __restrict c_norms, const float* __restrict drift_total, float x_norm,
                           float err, float shrink, float* __restrict lower, float* __restrict scores) {
-  // Vectorisable: gathers of the centroid norms and drifts, a scatter of the new bounds.
-  for (std::int64_t t = 0; t < m; ++t) {
+  // Gathers of the centroid norms and drifts, vectorised; the bounds are scattered after.
+  float bounds[W];
+  vf best_v = splat(std::numeric_limits<float>::infinity());
+  vi best_t = vi{} + 0x7fffffff, tv;
+  for (int l = 0; l < W; ++l) tv[l] = l;
+  std::int64_t t = 0;
+  for (; t + W <= m; t += W, tv += W) {
+    vf cn, dt;
+    for (int l = 0; l < W; ++l) cn[l] = c_norms[cand[t + l]], dt[l] = drift_total[cand[t + l]];
+    const vf score = cn - splat(2.f) * load(dots + t);
+    vf sq = splat(x_norm) + score - splat(err) * (splat(x_norm) + cn);
+    sq = sq > vf{} ? sq : vf{};
+    vf root;
+    for (int l = 0; l < W; ++l) root[l] = std::sqrt(sq[l]);
+    store(bounds, (root + dt) * splat(shrink));
+    for (int l = 0; l < W; ++l) lower[cand[t + l]] = bounds[l];
+    store(scores + t, score);
+    const vi better = score < best_v;  // strict: the first position per lane on ties
+    best_v = better ? score : best_v;
+    best_t = better ? tv : best_t;
+  }
+  float best = std::numeric_limits<float>::infinity();
+  std::int64_t at = -1;
+  for (int l = 0; l < W; ++l)
+    if (best_v[l] < best || (best_v[l] == best && best_t[l] < at)) best = best_v[l], at = best_t[l];
+  for (; t < m; ++t) {
     const std::int32_t j = cand[t];
     const float score = c_norms[j] - 2.f * dots[t];
     const float sq = x_norm + score - err * (x_norm + c_norms[j]);
     lower[j] = (std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[j]) * shrink;
     scores[t] = score;
+    if (score < best) best = score, at = t;
   }
-  std::int64_t best = -1;
-  float best_score = std::numeric_limits<float>::infinity();
-  for (std::int64_t t = 0; t < m; ++t)  // candidates ascend, so strict < keeps the first on ties
-    if (scores[t] < best_score) best_score = scores[t], best = t;
-  return best;
+  return at;
 }
 
 bool all_finite(const float* x, std::int64_t n) {
