@@ -28,7 +28,7 @@ int resolve_threads(int requested) { return requested > 0 ? requested : std::max
 Algorithm resolve_algorithm(Algorithm a, Metric m, std::int64_t n, std::int64_t k) {
   if (a != Algorithm::automatic) return a;
   const double bound_bytes = 4.0 * static_cast<double>(n) * static_cast<double>(k);
-  if (m != Metric::dot && k >= 32 && bound_bytes <= 2.0 * (1ull << 30)) return Algorithm::elkan;
+  if (m != Metric::dot && k >= 64 && bound_bytes <= 2.0 * (1ull << 30)) return Algorithm::elkan;
   return Algorithm::lloyd;
 }
 

@@ -29,7 +29,7 @@ constexpr float kShrink = 1.f - 0x1.0p-20f;  // covers float rounding of the off
 constexpr std::int64_t kBlockRows = 64;
 // When a pass evaluates more than this share of all pairs, the next one recomputes every
 // distance in GEMM tiles instead (faster than scattered products, and the tightest bounds).
-constexpr double kRefreshShare = 0.33;
+constexpr double kRefreshShare = 0.25;
 // A bounded pass first runs on max(kSampleMin, N / kSampleFraction) points to see if it pays.
 constexpr std::int64_t kSampleMin = 1024;
 constexpr std::int64_t kSampleFraction = 32;
@@ -54,14 +54,24 @@ class ElkanAssigner final : public detail::Assigner {
       pass = full_rows(s, 0, n, out.labels);
       refresh_ = false;  // the next pass tries the (now tight) bounds
     } else {
-      // Bounds first on a leading sample of the points; when they prune too little there, the rest
-      // of the points are cheaper in GEMM tiles (which also leaves them with the tightest bounds).
+      // Bounds first on a leading sample of the points; when they prune too little there, the
+      // points are cheaper in GEMM tiles (which also leaves them with the tightest bounds).
       update_drifts(c);
       const std::int64_t sample = std::min(n, std::max<std::int64_t>(kSampleMin, n / kSampleFraction));
+      sample_labels_.assign(out.labels, out.labels + sample);
       pass = bounded_rows(s, c, 0, sample, out.labels);
-      const bool prune = pass.share(sample, k_) <= kRefreshShare;
-      pass += prune ? bounded_rows(s, c, sample, n, out.labels) : full_rows(s, sample, n, out.labels);
-      refresh_ = prune && pass.share(n, k_) > kRefreshShare;
+      if (pass.share(sample, k_) <= kRefreshShare) {
+        pass += bounded_rows(s, c, sample, n, out.labels);
+        refresh_ = pass.share(n, k_) > kRefreshShare;
+      } else {
+        // Every row in GEMM tiles, the sample too (from its labels before the try), so that all
+        // bounds are equally fresh: a sample left with older bounds would judge the next pass
+        // too pessimistically.
+        std::copy(sample_labels_.begin(), sample_labels_.end(), out.labels);
+        const std::int64_t tried = pass.evaluations;
+        pass = full_rows(s, 0, n, out.labels);
+        evaluations_ += tried;
+      }
     }
     evaluations_ += pass.evaluations;
     prev_.assign(c, c + k_ * x_.d);
@@ -185,6 +195,7 @@ class ElkanAssigner final : public detail::Assigner {
   std::vector<float> norms_, lower_;
   std::vector<double> total_drift_;
   std::vector<float> total_drift_f_, prev_;
+  std::vector<std::int32_t> sample_labels_;
   CentroidPanels panels_;
   IncrementalSums sums_;
   bool refresh_ = true;
