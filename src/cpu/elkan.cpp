@@ -156,7 +156,7 @@ class ElkanAssigner final : public detail::Assigner {
       std::vector<float> dots(static_cast<std::size_t>(k_)), scores(static_cast<std::size_t>(k_));
 #pragma omp for schedule(dynamic, 256)
       for (std::int64_t i = lo; i < hi; ++i) {
-        if (kAhead && i + kAhead < hi) {  // the bound rows stream from memory (N x K floats): fetch ahead
+        if (i + kAhead < hi) {  // the bound rows stream from memory (N x K floats): fetch ahead
           const float* next = lower_.data() + (i + kAhead) * k_;
           for (std::int64_t q = 0; q < k_; q += 16) __builtin_prefetch(next + q);
         }
