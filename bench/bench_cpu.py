@@ -38,6 +38,9 @@ ap.add_argument("--runs", type=int, default=3)
 ap.add_argument("--algorithms", default="automatic lloyd", help="space-separated: automatic lloyd elkan")
 ap.add_argument("--json", help="also write the JSON rows to this file")
 ap.add_argument("--runner", default=str(REPO / "build" / "bench" / "fk_run"))
+ap.add_argument("--data", choices=("gauss", "blobs"), default="gauss",
+                help="gauss: standard normal, as MEASURED.md (no structure, the worst case for pruning); "
+                     "blobs: K Gaussian blobs plus noise, structure like real embeddings")
 ap.add_argument("--keep-blas-env", action="store_true", help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
 args = ap.parse_args()
 
@@ -115,7 +118,8 @@ with tempfile.TemporaryDirectory(prefix="bench_cpu_") as tmp:
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"# flashkmeans CPU benchmark, {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"CPU: {cpu}; threads used: {args.threads} of {os.cpu_count()}; flashkmeans ISA: {isa}; runs: {args.runs}")
+    print(f"CPU: {cpu}; threads used: {args.threads} of {os.cpu_count()}; flashkmeans ISA: {isa}; runs: {args.runs}; "
+          f"data: {args.data}")
     print(f"numpy {np.__version__}, scikit-learn {sklearn.__version__ if sklearn else '-'}, "
           f"faiss {faiss.__version__ if faiss else '-'}; removed from env: {', '.join(removed) or 'none'}")
     for i in threadpool_info():
@@ -129,7 +133,11 @@ with tempfile.TemporaryDirectory(prefix="bench_cpu_") as tmp:
     table = []
     for n, d, k, it in parse_configs(args.configs):
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, d), dtype=np.float32)
+        if args.data == "blobs":
+            centers = rng.standard_normal((k, d), dtype=np.float32)
+            x = centers[rng.integers(0, k, n)] + np.float32(0.6) * rng.standard_normal((n, d), dtype=np.float32)
+        else:
+            x = rng.standard_normal((n, d), dtype=np.float32)
         c0 = x[rng.choice(n, k, replace=False)].copy()
         x.tofile(f"{tmp}/x"), c0.tofile(f"{tmp}/c0")
         res = {}  # method -> ms, n_iter, inertia (labels against the method's own centroids), labels

@@ -17,13 +17,18 @@ using fk::Metric;
 
 namespace {
 
-// The best instruction set at or below the cap that this CPU has (unset or unknown: no cap).
+// The best instruction set at or below the cap that this CPU has (unset: AVX2 rather than
+// AVX-512 on AMD, whose AVX-512 parts split 512-bit FMAs in two).
 std::string expected_isa() {
   const char* order[] = {"avx512", "avx2", "generic"};
   const char* cap = std::getenv("FLASHKMEANS_ISA");
   int from = 0;
   for (int i = 0; i < 3; ++i)
     if (cap && std::strcmp(cap, order[i]) == 0) from = i;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (!(cap && *cap) && __builtin_cpu_is("amd") && flashkmeans::cpu::simd_by_name("avx2")) from = 1;
+#endif
   for (int i = from; i < 3; ++i)
     if (flashkmeans::cpu::simd_by_name(order[i])) return order[i];
   return "none";

@@ -70,7 +70,7 @@ class LloydAssigner final : public detail::Assigner {
     const bool fused = out.sums && k * d <= kFusedMaxKD;
     // Few centroids in many dimensions: products along d waste nothing on padding K to a panel.
     const bool few = k <= kFewMaxK && d >= kFewMinD;
-    if (fused && (!chunks_ || chunks_->chunks() == 0)) chunks_ = std::make_unique<ChunkSums>(n, k, d);
+    if (fused && !chunks_) chunks_ = std::make_unique<ChunkSums>(n, k, d);
     const std::int64_t tasks = fused ? chunks_->chunks() : (n + kBlockRows - 1) / kBlockRows;
     const std::int64_t task_rows = fused ? chunks_->rows_per_chunk() : kBlockRows;
     std::int64_t changed = 0;
@@ -113,7 +113,7 @@ class LloydAssigner final : public detail::Assigner {
     if (fused)
       chunks_->combine(out.sums, out.counts, cfg_.n_threads);
     else if (out.sums)
-      sorted_sums_.accumulate(x_, out.labels, k, out.sums, out.counts, cfg_.n_threads);
+      sums_.update(x_, out.labels, k, out.sums, out.counts, cfg_.n_threads);
     return changed;
   }
 
@@ -134,7 +134,7 @@ class LloydAssigner final : public detail::Assigner {
   detail::BatchRows x_;
   detail::AssignerConfig cfg_;
   CentroidPanels panels_;
-  SortedSums sorted_sums_;
+  IncrementalSums sums_;
   std::vector<float> norms_;
   std::unique_ptr<ChunkSums> chunks_;
   std::int64_t evaluations_ = 0;

@@ -1,7 +1,6 @@
 // Picks the kernels for this CPU once, at first use.
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 
 #include "cpu/simd_kernels.hpp"
 
@@ -26,17 +25,28 @@ bool cpu_has(const char* isa) {
   return std::strcmp(isa, "generic") == 0;
 }
 
+// AMD's AVX-512 parts so far (Zen 4) run a 512-bit FMA as two 256-bit halves: no extra flops, and
+// the AVX2 kernels measured faster on three of the four benchmark shapes (docs/perf-notes.md).
+bool prefer_avx2() {
+#if defined(FLASHKMEANS_X86)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd");
+#else
+  return false;
+#endif
+}
+
 const SimdKernels* choose() {
+  // FLASHKMEANS_ISA caps the choice: the best instruction set at or below it.
   const char* cap = std::getenv("FLASHKMEANS_ISA");
-  for (const char* isa : {"avx512", "avx2", "generic"}) {
-    if (cap && *cap && std::strcmp(cap, isa) != 0 && std::strcmp(isa, "generic") != 0) {
-      // Skip instruction sets above the cap: "avx2" skips avx512, "generic" skips both.
-      const bool above = std::strcmp(cap, "generic") == 0 ||
-                         (std::strcmp(cap, "avx2") == 0 && std::strcmp(isa, "avx512") == 0);
-      if (above) continue;
-    }
-    if (const SimdKernels* k = simd_by_name(isa)) return k;
-  }
+  const bool capped = cap && *cap;
+  const char* order[] = {"avx512", "avx2", "generic"};
+  int from = 0;
+  for (int i = 0; i < 3; ++i)
+    if (capped && std::strcmp(cap, order[i]) == 0) from = i;
+  if (!capped && prefer_avx2() && simd_by_name("avx2")) from = 1;
+  for (int i = from; i < 3; ++i)
+    if (const SimdKernels* k = simd_by_name(order[i])) return k;
   return &kSimd_generic;
 }
 

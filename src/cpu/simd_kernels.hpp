@@ -53,8 +53,9 @@ struct SimdKernels {
   void (*add_row)(float* acc, const float* x, std::int64_t d);
 };
 
-/// The best kernels this CPU runs, capped by the environment variable FLASHKMEANS_ISA
-/// ("avx512", "avx2" or "generic") so that every path can be tested on one machine.
+/// The best kernels this CPU runs (AVX2 rather than AVX-512 on AMD, see simd_dispatch.cpp),
+/// capped by the environment variable FLASHKMEANS_ISA ("avx512", "avx2" or "generic"): with a cap
+/// set, the best at or below it, so that every path can be tested on one machine.
 const SimdKernels& simd();
 
 /// The kernels of one instruction set by name, or nullptr when this CPU or build lacks it.
