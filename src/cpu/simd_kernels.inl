@@ -327,7 +327,7 @@ std::int64_t elkan_candidates(const float* lower, const float* drift_total, floa
   for (int l = 0; l < W; ++l) lane[l] = l;
   for (; j + W <= k; j += W) {
     const vi m = u + load(drift_total + j) > load(lower + j);
-    const vi idx = lane + static_cast<std::int32_t>(j);
+    [[maybe_unused]] const vi idx = lane + static_cast<std::int32_t>(j);  // (the generic path packs j + l)
 #if defined(__AVX512F__)
     const __mmask16 bits = _mm512_cmplt_epi32_mask(reinterpret_cast<__m512i>(m), _mm512_setzero_si512());
     _mm512_storeu_si512(out + n, _mm512_maskz_compress_epi32(bits, reinterpret_cast<__m512i>(idx)));
