@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "cpu/accumulate.hpp"
@@ -41,7 +42,9 @@ class ElkanAssigner final : public detail::Assigner {
       : x_(x), cfg_(cfg), k_(cfg.k),
         err_(static_cast<float>((std::sqrt(static_cast<double>(x.d)) + 4.0) * 0x1.0p-23)),
         norms_(row_norms(x, cfg.n_threads)),
-        lower_(static_cast<std::size_t>(x.n * cfg.k)),
+        // Left uninitialised: the first pass writes every bound (and touches the pages from the
+        // threads that will use them); zeroing N x K floats first would be a wasted pass.
+        lower_(new float[static_cast<std::size_t>(x.n * cfg.k)]),
         total_drift_(static_cast<std::size_t>(cfg.k), 0.0),
         total_drift_f_(static_cast<std::size_t>(cfg.k), 0.f) {}
 
@@ -117,7 +120,7 @@ class ElkanAssigner final : public detail::Assigner {
 #pragma omp for schedule(static)
       for (std::int64_t b = 0; b < blocks; ++b) {
         const std::int64_t i0 = lo + b * kBlockRows, rows = std::min(kBlockRows, hi - i0);
-        float* l = lower_.data() + i0 * k_;
+        float* l = lower_.get() + i0 * k_;
         s.score_rows(x_.rows + i0 * x_.ld, x_.ld, rows, d, panels_.panels.data(), panels_.bias.data(), k_,
                      panels_.alpha, l, k_, scratch.data());
         for (std::int64_t i = i0; i < i0 + rows; ++i, l += k_) {
@@ -157,13 +160,13 @@ class ElkanAssigner final : public detail::Assigner {
 #pragma omp for schedule(dynamic, 256)
       for (std::int64_t i = lo; i < hi; ++i) {
         if (i + kAhead < hi) {  // the bound rows stream from memory (N x K floats): fetch ahead
-          const float* next = lower_.data() + (i + kAhead) * k_;
+          const float* next = lower_.get() + (i + kAhead) * k_;
           for (std::int64_t q = 0; q < k_; q += 16) __builtin_prefetch(next + q);
         }
         const std::int32_t a = labels[i];
         // The exact distance to the own centroid first (one dot product): the bound scan then
         // runs with the tightest u. Nearly every point has some candidate under a loose u.
-        float* l = lower_.data() + i * k_;
+        float* l = lower_.get() + i * k_;
         const float* xi = x_.rows + i * x_.ld;
         const float xn = norms_[i];
         float best_score = panels_.norms[a] - 2.f * s.dot(xi, c + a * d, d);
@@ -192,7 +195,8 @@ class ElkanAssigner final : public detail::Assigner {
   detail::AssignerConfig cfg_;
   std::int64_t k_;
   float err_;
-  std::vector<float> norms_, lower_;
+  std::vector<float> norms_;
+  std::unique_ptr<float[]> lower_;  // (N, K) offset lower bounds
   std::vector<double> total_drift_;
   std::vector<float> total_drift_f_, prev_;
   std::vector<std::int32_t> sample_labels_;
