@@ -200,10 +200,45 @@ TEST_P(Kernels, ArgminRowsFew) {
           const float alpha = euclid ? -2.f : -1.f;
           Guarded<float> x(xs), c(cs), b(bias), best(static_cast<std::size_t>(n));
           Guarded<std::int32_t> labels(static_cast<std::size_t>(n));
-          k_->argmin_rows_few(x.data(), ldx, n, d, c.data(), b.data(), k, alpha, labels.data(), best.data());
+          k_->argmin_rows_few(x.data(), ldx, n, d, c.data(), b.data(), k, alpha, labels.data(), best.data(), nullptr,
+                             nullptr);
           check_argmin(reference_scores(xs.data(), ldx, n, d, cs.data(), bias.data(), k, alpha), n, k, labels.data(),
                        best.data(), what + " argmin_rows_few");
         }
+}
+
+// With sums: every row is added to its label's sums and counted; nothing else is touched.
+TEST_P(Kernels, ArgminRowsFewAccumulates) {
+  std::mt19937 g(96);
+  for (std::int64_t n : {1, 5, 17, 40})
+    for (std::int64_t d : {64, 67, 130})
+      for (std::int64_t k : {1, 3, 10, 16}) {
+        const std::string what = std::string(GetParam()) + " n=" + std::to_string(n) + " d=" + std::to_string(d) +
+                                 " k=" + std::to_string(k);
+        const std::int64_t ldx = d + 3;
+        const std::vector<float> xs = random_floats(g, static_cast<std::size_t>((n - 1) * ldx + d));
+        const std::vector<float> cs = random_floats(g, static_cast<std::size_t>(k * d));
+        const std::vector<float> bias = make_bias(cs, k, d, true);
+        std::vector<float> start = random_floats(g, static_cast<std::size_t>(k * d));  // sums add onto these
+        Guarded<float> x(xs), c(cs), b(bias), best(static_cast<std::size_t>(n)), sums(start);
+        Guarded<std::int32_t> labels(static_cast<std::size_t>(n));
+        Guarded<std::int64_t> counts(std::vector<std::int64_t>(static_cast<std::size_t>(k), 7));
+        k_->argmin_rows_few(x.data(), ldx, n, d, c.data(), b.data(), k, -2.f, labels.data(), best.data(), sums.data(),
+                           counts.data());
+        std::vector<double> want(start.begin(), start.end());
+        std::vector<std::int64_t> want_counts(static_cast<std::size_t>(k), 7);
+        for (std::int64_t i = 0; i < n; ++i) {
+          ASSERT_GE(labels[i], 0) << what;
+          ASSERT_LT(labels[i], k) << what;
+          ++want_counts[labels[i]];
+          for (std::int64_t q = 0; q < d; ++q) want[labels[i] * d + q] += xs[i * ldx + q];
+        }
+        for (std::int64_t j = 0; j < k; ++j) {
+          EXPECT_EQ(counts[j], want_counts[j]) << what << ", cluster " << j;
+          for (std::int64_t q = 0; q < d; ++q)
+            EXPECT_NEAR(sums[j * d + q], want[j * d + q], 1e-4 * (1 + std::fabs(want[j * d + q]))) << what;
+        }
+      }
 }
 
 // Exactly equal centroids give exactly equal scores; the first index must win, whether the
@@ -225,7 +260,7 @@ TEST_P(Kernels, TiesGoToTheFirstIndex) {
       const float alpha = euclid ? -2.f : -1.f;
       std::vector<std::int32_t> lab(static_cast<std::size_t>(n));
       std::vector<float> best(static_cast<std::size_t>(n));
-      k_->argmin_rows_few(xs.data(), d, n, d, cs.data(), bias.data(), k, alpha, lab.data(), best.data());
+      k_->argmin_rows_few(xs.data(), d, n, d, cs.data(), bias.data(), k, alpha, lab.data(), best.data(), nullptr, nullptr);
       std::vector<std::int32_t> lab_few = lab;
       const std::int64_t padded = (k + pw - 1) / pw * pw;
       bias.resize(static_cast<std::size_t>(padded), std::numeric_limits<float>::infinity());

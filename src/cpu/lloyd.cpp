@@ -90,7 +90,8 @@ class LloydAssigner final : public detail::Assigner {
             for (std::int64_t r = i0 + m; r < std::min(hi, i0 + m + kBlockRows); ++r)
               for (std::int64_t q = 0; q < d; q += 16) __builtin_prefetch(x_.rows + r * x_.ld + q, 0, 2);
           if (few)
-            s.argmin_rows_few(rows, x_.ld, m, d, c, panels_.bias.data(), k, panels_.alpha, lab.data(), best.data());
+            s.argmin_rows_few(rows, x_.ld, m, d, c, panels_.bias.data(), k, panels_.alpha, lab.data(), best.data(),
+                              fused ? chunks_->sums(t) : nullptr, fused ? chunks_->counts(t) : nullptr);
           else
             s.argmin_rows(rows, x_.ld, m, d, panels_.panels.data(), panels_.bias.data(), k, panels_.alpha,
                           lab.data(), best.data(), scratch.data());
@@ -102,7 +103,7 @@ class LloydAssigner final : public detail::Assigner {
               const float xn = cfg_.metric == Metric::euclidean ? s.dot(row, row, d) : 0.f;
               out.dist[i0 + r] = distance_from_score(cfg_.metric, best[r], xn);
             }
-            if (fused) {
+            if (fused && !few) {  // (the few-centroid kernel adds the rows itself, from L1)
               s.add_row(chunks_->sums(t) + lab[r] * d, rows + r * x_.ld, d);
               ++chunks_->counts(t)[lab[r]];
             }

@@ -20,11 +20,13 @@ struct SimdKernels {
                       const float* panels, const float* bias, std::int64_t k, float alpha,
                       std::int32_t* labels, float* best_score, float* scratch);
   /// The same as argmin_rows for few centroids in many dimensions: c is (K, D) row-major, not
-  /// packed, bias is not padded, and nothing is computed for padding. Best for K <= 2 * max_group().
+  /// packed, bias is not padded, and nothing is computed for padding. When sums is not null, each
+  /// row is also added to sums[label] (K x D floats) and counted in counts[label], while it is in
+  /// L1: the fused update of a memory-bound pass.
   int (*max_group)();
   void (*argmin_rows_few)(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
                           const float* bias, std::int64_t k, float alpha, std::int32_t* labels,
-                          float* best_score);
+                          float* best_score, float* sums, std::int64_t* counts);
   /// out[i * ldo + j] = score of point i against centroid j, for every j < k.
   void (*score_rows)(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d,
                      const float* panels, const float* bias, std::int64_t k, float alpha, float* out,

@@ -159,8 +159,11 @@ void argmin_group_upto(int g, const float* x, std::int64_t ldx, std::int64_t n, 
 
 int max_group() { return kMaxGroup; }
 
+void add_row(float* acc, const float* x, std::int64_t d);
+
 void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
-                     const float* bias, std::int64_t k, float alpha, std::int32_t* labels, float* best_score) {
+                     const float* bias, std::int64_t k, float alpha, std::int32_t* labels, float* best_score,
+                     float* sums, std::int64_t* counts) {
   for (std::int64_t i = 0; i < n; ++i) best_score[i] = std::numeric_limits<float>::infinity(), labels[i] = 0;
   // Even groups (K = 10: 5 + 5) keep every group's accumulator chains long. A few rows at a time
   // meet every group while they are in L1: the data is read from memory once.
@@ -178,6 +181,11 @@ void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int6
                                    best_score + i0);
       j0 += size;
     }
+    if (sums)  // the update's sums while the rows are still in L1
+      for (std::int64_t r = i0; r < i0 + rows; ++r) {
+        add_row(sums + labels[r] * d, x + r * ldx, d);
+        ++counts[labels[r]];
+      }
   }
 }
 
