@@ -58,7 +58,11 @@ std::int64_t ChunkSums::chunk_rows(std::int64_t n, std::int64_t k, std::int64_t 
 void IncrementalSums::update(const detail::BatchRows& x, const std::int32_t* labels, std::int64_t k, double* sums,
                              std::int64_t* counts, int n_threads) {
   const std::int64_t n = x.n, d = x.d;
-  if (labels_.empty()) {
+  // Moving a point costs two row updates, serial; summing everything again costs one, in parallel.
+  std::int64_t changed = 0;
+  if (!labels_.empty())
+    for (std::int64_t i = 0; i < n; ++i) changed += labels_[i] != labels[i];
+  if (labels_.empty() || changed * 2 * n_threads > n) {
     sums_.resize(static_cast<std::size_t>(k * d));
     counts_.resize(static_cast<std::size_t>(k));
     full_.accumulate(x, labels, k, sums_.data(), counts_.data(), n_threads);

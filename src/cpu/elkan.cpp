@@ -30,7 +30,11 @@ constexpr float kShrink = 1.f - 0x1.0p-20f;  // covers float rounding of the off
 constexpr std::int64_t kBlockRows = 64;
 // When a pass evaluates more than this share of all pairs, the next one recomputes every
 // distance in GEMM tiles instead (faster than scattered products, and the tightest bounds).
-constexpr double kRefreshShare = 0.25;
+// Break-even shares measured (docs/perf-notes.md): an evaluated pair costs ~3 ns while the
+// centroids stay in L2 (K x D floats <= 256 KiB) and ~4.3 ns once they spill to L3, against
+// ~1.7 ns a pair for a GEMM pass that rewrites the bounds.
+constexpr double kRefreshShareL2 = 0.4, kRefreshShareL3 = 0.28;
+constexpr std::int64_t kL2CentroidBytes = 256 * 1024;
 // A bounded pass first runs on max(kSampleMin, N / kSampleFraction) points to see if it pays.
 constexpr std::int64_t kSampleMin = 1024;
 constexpr std::int64_t kSampleFraction = 32;
@@ -41,6 +45,7 @@ class ElkanAssigner final : public detail::Assigner {
   ElkanAssigner(const detail::BatchRows& x, const detail::AssignerConfig& cfg)
       : x_(x), cfg_(cfg), k_(cfg.k),
         err_(static_cast<float>((std::sqrt(static_cast<double>(x.d)) + 4.0) * 0x1.0p-23)),
+        refresh_share_(4 * cfg.k * x.d <= kL2CentroidBytes ? kRefreshShareL2 : kRefreshShareL3),
         norms_(row_norms(x, cfg.n_threads)),
         // Left uninitialised: the first pass writes every bound (and touches the pages from the
         // threads that will use them); zeroing N x K floats first would be a wasted pass.
@@ -63,9 +68,9 @@ class ElkanAssigner final : public detail::Assigner {
       const std::int64_t sample = std::min(n, std::max<std::int64_t>(kSampleMin, n / kSampleFraction));
       sample_labels_.assign(out.labels, out.labels + sample);
       pass = bounded_rows(s, c, 0, sample, out.labels);
-      if (pass.share(sample, k_) <= kRefreshShare) {
+      if (pass.share(sample, k_) <= refresh_share_) {
         pass += bounded_rows(s, c, sample, n, out.labels);
-        refresh_ = pass.share(n, k_) > kRefreshShare;
+        refresh_ = pass.share(n, k_) > refresh_share_;
       } else {
         // Every row in GEMM tiles, the sample too (from its labels before the try), so that all
         // bounds are equally fresh: a sample left with older bounds would judge the next pass
@@ -195,6 +200,7 @@ class ElkanAssigner final : public detail::Assigner {
   detail::AssignerConfig cfg_;
   std::int64_t k_;
   float err_;
+  double refresh_share_;  ///< a bounded pass evaluating more than this share of pairs loses to GEMM
   std::vector<float> norms_;
   std::unique_ptr<float[]> lower_;  // (N, K) offset lower bounds
   std::vector<double> total_drift_;
