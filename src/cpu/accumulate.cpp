@@ -58,11 +58,12 @@ std::int64_t ChunkSums::chunk_rows(std::int64_t n, std::int64_t k, std::int64_t 
 void IncrementalSums::update(const detail::BatchRows& x, const std::int32_t* labels, std::int64_t k, double* sums,
                              std::int64_t* counts, int n_threads) {
   const std::int64_t n = x.n, d = x.d;
-  // Moving a point costs two row updates, serial; summing everything again costs one, in parallel.
+  // Moving a point costs two row updates, serially; summing everything again costs one a point, in
+  // parallel. The switch depends on the labels alone, never on the thread count (determinism).
   std::int64_t changed = 0;
   if (!labels_.empty())
     for (std::int64_t i = 0; i < n; ++i) changed += labels_[i] != labels[i];
-  if (labels_.empty() || changed * 2 * n_threads > n) {
+  if (labels_.empty() || changed * 4 > n) {
     sums_.resize(static_cast<std::size_t>(k * d));
     counts_.resize(static_cast<std::size_t>(k));
     full_.accumulate(x, labels, k, sums_.data(), counts_.data(), n_threads);
