@@ -136,7 +136,6 @@ TEST_P(Kernels, Metadata) {
   EXPECT_STREQ(k_->name, GetParam());
   EXPECT_GE(k_->panel_width(), 1);
   EXPECT_GE(k_->row_block(), 1);
-  EXPECT_GE(k_->max_group(), 1);
 }
 
 // pack_panels + argmin_rows against float64, and score_rows for every score.

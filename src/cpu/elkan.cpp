@@ -1,9 +1,9 @@
 // Elkan's exact accelerated assignment. Per point and centroid: a lower bound l on their distance.
 // Each pass computes a point's exact distance u to its own centroid (one dot product) and evaluates
-// a centroid j only when u > l_j; everything else provably cannot beat the current label. (Elkan
-// keeps u as a bound too; here almost every point needs the exact u in every pass anyway.) (Elkan's second test, u > d(c_a, c_j)/2,
-// is left out: in the high-dimensional data this library is for it pruned no pair in our
-// measurements, and it costs a K x K centroid distance matrix per iteration; see docs/perf-notes.md.)
+// a centroid j only when u > l_j; everything else provably cannot beat the current label.
+// Two departures from Elkan: u is not kept as a bound (almost every point needs the exact u in
+// every pass anyway), and the second test, u > d(c_a, c_j)/2, is left out (on our shapes it pruned
+// no pair while costing a K x K centroid distance matrix per iteration; see docs/perf-notes.md).
 //
 // Lower bounds are stored with an offset, l~_j = l_j + T_j, where T_j is centroid j's total drift
 // so far: a move of c_j lowers every bound on it by the same amount, so the N x K bounds are

@@ -7,7 +7,7 @@
 namespace flashkmeans::cpu {
 extern const SimdKernels kSimd_generic;
 const SimdKernels kSimd_generic = {"generic", generic::panel_width, generic::row_block, generic::pack_panels,
-                                generic::argmin_rows, generic::max_group, generic::argmin_rows_few,
+                                generic::argmin_rows, generic::argmin_rows_few,
                                 generic::score_rows, generic::dot,
                                 generic::candidate_dots, generic::elkan_candidates, generic::elkan_bound_row, generic::elkan_update,
                                 generic::all_finite, generic::add_row};

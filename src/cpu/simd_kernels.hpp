@@ -23,7 +23,6 @@ struct SimdKernels {
   /// packed, bias is not padded, and nothing is computed for padding. When sums is not null, each
   /// row is also added to sums[label] (K x D floats) and counted in counts[label], while it is in
   /// L1: the fused update of a memory-bound pass.
-  int (*max_group)();
   void (*argmin_rows_few)(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
                           const float* bias, std::int64_t k, float alpha, std::int32_t* labels,
                           float* best_score, float* sums, std::int64_t* counts);

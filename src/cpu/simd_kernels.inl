@@ -157,8 +157,6 @@ void argmin_group_upto(int g, const float* x, std::int64_t ldx, std::int64_t n, 
 
 }  // namespace
 
-int max_group() { return kMaxGroup; }
-
 void add_row(float* acc, const float* x, std::int64_t d);
 
 void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
