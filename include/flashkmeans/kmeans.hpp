@@ -26,6 +26,17 @@ KMeansResult fit(const TensorView& x, const KMeansOptions& options);
 PredictResult predict(const TensorView& x, const TensorView& centroids,
                       Metric metric = Metric::euclidean, int n_threads = 0);
 
+/// fit, writing labels, centroids and (if given) distances into the caller's buffers, which live
+/// where x lives: with CUDA input nothing is copied to the host but the per-batch summary.
+FitSummary fit_into(const TensorView& x, const KMeansOptions& options, const OutputBuffers& out);
+
+/// predict, writing labels and (if given) distances into the caller's buffers (where x lives).
+void predict_into(const TensorView& x, const TensorView& centroids, const PredictOptions& options,
+                  const OutputBuffers& out);
+
+/// Whether this build has the CUDA backend and a CUDA device is visible.
+bool cuda_available();
+
 /// The SIMD instruction set the CPU backend runs with: "avx512", "avx2" or "generic".
 const char* cpu_isa();
 

@@ -37,8 +37,23 @@ struct KMeansOptions {
   /// false (the seed's behaviour): labels come from the last iteration's assignment, and a batch
   /// that converged returns the centroids before its last update.
   bool final_assignment = true;
-  /// Called after every iteration (progress, logging). May be empty.
+  /// CUDA only: how float32 data is multiplied (see Precision).
+  Precision precision = Precision::exact;
+  /// CUDA only: the cudaStream_t to run on (null: the default stream). fit_into returns once the
+  /// work is done; the outputs are then ready for work queued later on this stream.
+  void* cuda_stream = nullptr;
+  /// Called after every iteration (progress, logging). May be empty. On a CUDA device it is
+  /// called from the host after the fit, once per iteration run, with the values recorded on
+  /// the device (the loop itself never waits for the host).
   std::function<void(const IterationInfo&)> on_iteration;
+};
+
+/// Everything a predict can be told.
+struct PredictOptions {
+  Metric metric = Metric::euclidean;
+  int n_threads = 0;                      ///< CPU: 0 uses all cores
+  Precision precision = Precision::exact;  ///< CUDA only, see KMeansOptions
+  void* cuda_stream = nullptr;             ///< CUDA only, see KMeansOptions
 };
 
 }  // namespace flashkmeans

@@ -23,4 +23,19 @@ struct PredictResult {
   std::vector<float> distances;      ///< (B, N)
 };
 
+/// Caller-owned outputs for fit_into and predict_into: C-contiguous arrays in the memory of the
+/// input's device (host memory for CPU input, device memory of the same GPU for CUDA input).
+struct OutputBuffers {
+  std::int32_t* labels = nullptr;  ///< (B, N), required
+  float* centroids = nullptr;      ///< (B, K, D), required by fit_into, unused by predict_into
+  float* distances = nullptr;      ///< (B, N), optional: each point's distance (see PredictResult)
+};
+
+/// What fit_into returns besides its buffers (host memory).
+struct FitSummary {
+  std::vector<int> n_iter;              ///< (B) iterations run
+  std::vector<double> inertia;          ///< (B)
+  std::vector<std::uint8_t> converged;  ///< (B)
+};
+
 }  // namespace flashkmeans

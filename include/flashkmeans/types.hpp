@@ -52,11 +52,20 @@ enum class Algorithm : std::uint8_t {
   elkan,      ///< Elkan's triangle-inequality bounds: skips distances that cannot change a label
 };
 
+/// How a CUDA device multiplies float32 inputs. float16 and bfloat16 inputs always multiply in
+/// their own precision with float32 accumulation; the CPU always computes in float32.
+enum class Precision : std::uint8_t {
+  exact,  ///< float32 scores: the labels of the CPU backend, up to float32 rounding
+  tf32,   ///< tensor-core tf32 products (10-bit mantissas) with float32 accumulation: fastest,
+          ///< the precision PyTorch and Triton use for float32 matrix products when tf32 is on
+};
+
 const char* to_string(DType);
 const char* to_string(DeviceType);
 const char* to_string(Metric);
 const char* to_string(Init);
 const char* to_string(EmptyClusters);
 const char* to_string(Algorithm);
+const char* to_string(Precision);
 
 }  // namespace flashkmeans

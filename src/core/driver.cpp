@@ -11,6 +11,7 @@
 #include "core/backend.hpp"
 #include "core/check.hpp"
 #include "core/convert.hpp"
+#include "core/cuda_entry.hpp"
 #include "core/init.hpp"
 #include "core/validate.hpp"
 #include "flashkmeans/kmeans.hpp"
@@ -141,7 +142,7 @@ struct BatchOutcome {
 };
 
 BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions& opt, Algorithm algo,
-                       int n_threads, std::int32_t* labels, float* centroids) {
+                       int n_threads, std::int32_t* labels, float* centroids, float* distances) {
   Backend& backend = cpu_backend();
   const std::int64_t k = opt.n_clusters, d = x.cols, n = x.rows;
   std::vector<float> staged;
@@ -154,7 +155,7 @@ BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions&
   if (opt.metric == Metric::cosine) normalize_centroids(c.data(), k, d);
   std::vector<double> sums(static_cast<std::size_t>(k * d));
   std::vector<std::int64_t> counts(static_cast<std::size_t>(k));
-  std::vector<float> dist;
+  std::vector<float> dist_storage;
   std::fill(labels, labels + n, -1);
   const bool relocate = opt.empty_clusters == EmptyClusters::relocate;
   const double sq_norms = opt.on_iteration && opt.metric == Metric::euclidean ? sum_sq_norms(rows, n_threads) : 0;
@@ -164,9 +165,9 @@ BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions&
     const std::int64_t changed = assigner->assign(c.data(), {labels, nullptr, sums.data(), counts.data()});
     // Here the local sums and counts would be all-reduced across devices or machines.
     if (relocate && std::find(counts.begin(), counts.end(), 0) != counts.end()) {
-      dist.resize(static_cast<std::size_t>(n));
-      assigner->distances(c.data(), labels, dist.data());
-      relocate_empty(rows, labels, dist.data(), sums, counts);
+      dist_storage.resize(static_cast<std::size_t>(n));
+      assigner->distances(c.data(), labels, dist_storage.data());
+      relocate_empty(rows, labels, dist_storage.data(), sums, counts);
     }
     const double shift = update_centroids(sums, counts, opt.metric, d, c.data(), next.data());
     out.n_iter = it;
@@ -180,12 +181,16 @@ BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions&
     }
     c.swap(next);
   }
-  dist.resize(static_cast<std::size_t>(n));
+  float* dist = distances;
+  if (!dist) {
+    dist_storage.resize(static_cast<std::size_t>(n));
+    dist = dist_storage.data();
+  }
   if (opt.final_assignment)
-    assigner->assign(c.data(), {labels, dist.data(), nullptr, nullptr});
+    assigner->assign(c.data(), {labels, dist, nullptr, nullptr});
   else
-    assigner->distances(c.data(), labels, dist.data());
-  out.inertia = fixed_order_total(dist.data(), n);
+    assigner->distances(c.data(), labels, dist);
+  out.inertia = fixed_order_total(dist, n);
   std::memcpy(centroids, c.data(), sizeof(float) * k * d);
   return out;
 }
@@ -193,50 +198,91 @@ BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions&
 }  // namespace
 }  // namespace detail
 
-KMeansResult fit(const TensorView& x, const KMeansOptions& opt) {
+FitSummary fit_into(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out) {
   const int n_threads = detail::resolve_threads(opt.n_threads);
   detail::validate_fit(x, opt, n_threads);
+  FK_CHECK(out.labels != nullptr && out.centroids != nullptr, invalid_argument,
+           "fit_into needs labels and centroids buffers: got a null pointer");
+  if (x.device.type == DeviceType::cuda) return detail::cuda_fit_into(x, opt, out);
   const Algorithm algo = detail::resolve_algorithm(opt.algorithm, opt.metric, x.rows, opt.n_clusters);
   return detail::with_memory_check([&] {
-    KMeansResult r;
-    r.batch = x.batch, r.n = x.rows, r.k = opt.n_clusters, r.d = x.cols;
-    r.labels.resize(static_cast<std::size_t>(x.batch * x.rows));
-    r.centroids.resize(static_cast<std::size_t>(x.batch * r.k * r.d));
+    FitSummary r;
     r.n_iter.resize(static_cast<std::size_t>(x.batch));
     r.inertia.resize(static_cast<std::size_t>(x.batch));
     r.converged.resize(static_cast<std::size_t>(x.batch));
+    const std::int64_t k = opt.n_clusters, d = x.cols, n = x.rows;
     for (std::int64_t b = 0; b < x.batch; ++b) {
-      const auto o = detail::fit_batch(x, b, opt, algo, n_threads, r.labels.data() + b * r.n,
-                                       r.centroids.data() + b * r.k * r.d);
+      const auto o = detail::fit_batch(x, b, opt, algo, n_threads, out.labels + b * n, out.centroids + b * k * d,
+                                       out.distances ? out.distances + b * n : nullptr);
       r.n_iter[b] = o.n_iter, r.inertia[b] = o.inertia, r.converged[b] = o.converged;
     }
     return r;
   });
 }
 
-PredictResult predict(const TensorView& x, const TensorView& centroids, Metric metric, int n_threads_req) {
-  const int n_threads = detail::resolve_threads(n_threads_req);
-  FK_CHECK(n_threads_req >= 0, invalid_argument,
-           "n_threads = " << n_threads_req << " is not allowed: expected 0 (all cores) or a positive count");
-  detail::validate_predict(x, centroids, metric, n_threads);
-  return detail::with_memory_check([&] {
-    PredictResult r;
-    r.batch = x.batch, r.n = x.rows;
-    r.labels.resize(static_cast<std::size_t>(x.batch * x.rows));
-    r.distances.resize(r.labels.size());
+KMeansResult fit(const TensorView& x, const KMeansOptions& opt) {
+  if (x.device.type == DeviceType::cuda) {
+    detail::validate_fit(x, opt, 1);
+    return detail::cuda_fit(x, opt);
+  }
+  KMeansResult r;
+  r.batch = x.batch, r.n = x.rows, r.k = opt.n_clusters, r.d = x.cols;
+  detail::with_memory_check([&] {
+    r.labels.resize(static_cast<std::size_t>(std::max<std::int64_t>(0, x.batch * x.rows)));
+    r.centroids.resize(static_cast<std::size_t>(std::max<std::int64_t>(0, x.batch * r.k * r.d)));
+    return 0;
+  });
+  FitSummary s = fit_into(x, opt, {r.labels.data(), r.centroids.data(), nullptr});
+  r.n_iter = std::move(s.n_iter), r.inertia = std::move(s.inertia), r.converged = std::move(s.converged);
+  return r;
+}
+
+void predict_into(const TensorView& x, const TensorView& centroids, const PredictOptions& opt,
+                  const OutputBuffers& out) {
+  FK_CHECK(opt.n_threads >= 0, invalid_argument,
+           "n_threads = " << opt.n_threads << " is not allowed: expected 0 (all cores) or a positive count");
+  const int n_threads = detail::resolve_threads(opt.n_threads);
+  detail::validate_predict(x, centroids, opt.metric, n_threads);
+  FK_CHECK(out.labels != nullptr, invalid_argument, "predict_into needs a labels buffer: got a null pointer");
+  if (x.device.type == DeviceType::cuda) return detail::cuda_predict_into(x, centroids, opt, out);
+  const Metric metric = opt.metric;
+  detail::with_memory_check([&] {
     const std::int64_t k = centroids.rows, d = x.cols;
-    std::vector<float> staged, c(static_cast<std::size_t>(k * d));
+    std::vector<float> staged, c(static_cast<std::size_t>(k * d)), dist;
+    if (!out.distances) dist.resize(static_cast<std::size_t>(x.rows));
     for (std::int64_t b = 0; b < x.batch; ++b) {
       const detail::BatchRows rows = detail::prepare_batch(x, b, metric, staged, n_threads);
       detail::copy_batch(centroids, centroids.batch == 1 ? 0 : b, c.data());
       if (metric == Metric::cosine) detail::normalize_centroids(c.data(), k, d);
       auto assigner = detail::cpu_backend().make_assigner(rows, {k, metric, Algorithm::lloyd, n_threads});
-      std::int32_t* labels = r.labels.data() + b * x.rows;
+      std::int32_t* labels = out.labels + b * x.rows;
       std::fill(labels, labels + x.rows, -1);
-      assigner->assign(c.data(), {labels, r.distances.data() + b * x.rows, nullptr, nullptr});
+      assigner->assign(c.data(), {labels, out.distances ? out.distances + b * x.rows : dist.data(), nullptr, nullptr});
     }
-    return r;
+    return 0;
   });
 }
+
+PredictResult predict(const TensorView& x, const TensorView& centroids, Metric metric, int n_threads) {
+  PredictOptions opt;
+  opt.metric = metric, opt.n_threads = n_threads;
+  if (x.device.type == DeviceType::cuda) {
+    FK_CHECK(n_threads >= 0, invalid_argument,
+             "n_threads = " << n_threads << " is not allowed: expected 0 (all cores) or a positive count");
+    detail::validate_predict(x, centroids, metric, 1);
+    return detail::cuda_predict(x, centroids, opt);
+  }
+  PredictResult r;
+  r.batch = x.batch, r.n = x.rows;
+  detail::with_memory_check([&] {
+    r.labels.resize(static_cast<std::size_t>(std::max<std::int64_t>(0, x.batch * x.rows)));
+    r.distances.resize(r.labels.size());
+    return 0;
+  });
+  predict_into(x, centroids, opt, {r.labels.data(), nullptr, r.distances.data()});
+  return r;
+}
+
+bool cuda_available() { return detail::cuda_device_count() > 0; }
 
 }  // namespace flashkmeans

@@ -38,6 +38,8 @@ const char* to_string(Algorithm a) {
   return "unknown";
 }
 
+const char* to_string(Precision p) { return p == Precision::exact ? "exact" : "tf32"; }
+
 TensorView TensorView::matrix(const float* data, std::int64_t rows, std::int64_t cols) {
   return batched(data, 1, rows, cols);
 }

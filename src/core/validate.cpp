@@ -7,6 +7,7 @@
 
 #include "core/check.hpp"
 #include "core/convert.hpp"
+#include "core/cuda_entry.hpp"
 #include "cpu/simd_kernels.hpp"
 
 namespace flashkmeans::detail {
@@ -21,9 +22,17 @@ bool finite_bits(std::uint16_t h, DType t) {
 }  // namespace
 
 void validate_view(const TensorView& v, const char* what) {
-  FK_CHECK(v.device.type == DeviceType::cpu, unsupported,
-           what << " is on a CUDA device, but this build has no CUDA backend: "
-                   "pass host memory or rebuild with FLASHKMEANS_CUDA=ON");
+  FK_CHECK(v.device.type == DeviceType::cpu || v.device.type == DeviceType::cuda, invalid_argument,
+           what << " has an unknown device type: expected cpu or cuda");
+  if (v.device.type == DeviceType::cuda) {
+    FK_CHECK(cuda_built(), unsupported,
+             what << " is on a CUDA device, but this build has no CUDA backend: "
+                     "pass host memory or rebuild with FLASHKMEANS_CUDA=ON");
+    const int devices = cuda_device_count();
+    FK_CHECK(devices > 0, unsupported, what << " is on a CUDA device, but no CUDA device is visible");
+    FK_CHECK(v.device.id >= 0 && v.device.id < devices, invalid_argument,
+             what << " is on CUDA device " << v.device.id << ", but " << devices << " CUDA device(s) are visible");
+  }
   FK_CHECK(v.dtype == DType::float32 || v.dtype == DType::float16 || v.dtype == DType::bfloat16,
            invalid_type, what << " has an unknown dtype: expected float32, float16 or bfloat16");
   FK_CHECK(v.batch >= 0 && v.rows >= 0 && v.cols >= 0, invalid_argument,
@@ -41,6 +50,7 @@ void validate_view(const TensorView& v, const char* what) {
 }
 
 void validate_finite(const TensorView& v, const char* what, int n_threads) {
+  if (v.device.type != DeviceType::cpu) return;  // the CUDA backend checks device data on the device
   std::int64_t bad = -1;  // flat index of the first non-finite element, or -1
   const std::int64_t rows = v.batch * v.rows;
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(max : bad)
@@ -96,6 +106,10 @@ void validate_fit(const TensorView& x, const KMeansOptions& opt, int n_threads) 
     FK_CHECK(!c.empty(), invalid_argument, "init is given but init_centroids is empty: expected ("
                                                << x.batch << ", " << opt.n_clusters << ", " << x.cols << ")");
     validate_view(c, "init_centroids");
+    FK_CHECK(c.device.type == DeviceType::cpu || (c.device.type == x.device.type && c.device.id == x.device.id),
+             invalid_argument, "init_centroids are on " << to_string(c.device.type) << " device " << c.device.id
+                                   << " but x is on " << to_string(x.device.type) << " device " << x.device.id
+                                   << ": expected host memory or x's device");
     FK_CHECK(c.batch == x.batch && c.rows == opt.n_clusters && c.cols == x.cols, invalid_argument,
              "init_centroids has shape (" << c.batch << ", " << c.rows << ", " << c.cols << "); expected ("
                                           << x.batch << ", " << opt.n_clusters << ", " << x.cols << ")");
@@ -112,6 +126,10 @@ void validate_predict(const TensorView& x, const TensorView& c, Metric metric, i
            "unknown metric: expected euclidean, cosine or dot");
   validate_view(x, "x");
   validate_view(c, "centroids");
+  FK_CHECK(c.device.type == DeviceType::cpu || (c.device.type == x.device.type && c.device.id == x.device.id),
+           invalid_argument, "centroids are on " << to_string(c.device.type) << " device " << c.device.id
+                                 << " but x is on " << to_string(x.device.type) << " device " << x.device.id
+                                 << ": expected host memory or x's device");
   FK_CHECK(c.cols == x.cols, invalid_argument,
            "centroids have D = " << c.cols << " columns but x has D = " << x.cols << ": expected equal");
   FK_CHECK(c.batch == x.batch || c.batch == 1, invalid_argument,
