@@ -65,7 +65,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
     labels_ : int32 ndarray (n_samples,)
         Labels against cluster_centers_.
     inertia_ : float
-        Sum of the (weighted) squared distances of the samples to their centroid.
+        Sum of the (weighted) squared distances of the samples to their centroid (computed from the
+        differences, in float64).
     n_iter_ : int
         Iterations of the kept run.
     n_features_in_, feature_names_in_ : as scikit-learn.
@@ -193,8 +194,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         for _ in range(n_init):
             seed = int(rs.randint(np.iinfo(np.int32).max))
             init, centers = self._initial(X, x32, w if not uniform else None, rs, seed)
-            run = self._lloyd(xp, x32, w, init, centers, seed, tol) if not uniform else \
+            labels, c, n_iter = self._lloyd(xp, x32, w, init, centers, seed, tol) if not uniform else \
                 self._lloyd_core(xp, init, centers, seed, tol)
+            run = (labels, c, _sq_distances(X, c, labels, None if uniform else w), n_iter)
             if uniform and w is not None:  # equal weights: same clustering, inertia scaled
                 run = (run[0], run[1], run[2] * float(w[0]), run[3])
             if best is None or run[2] < best[2]:
@@ -235,7 +237,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         out = fit_core(xp, self.n_clusters, max_iter=self.max_iter, tol=tol, metric="euclidean", init=init,
                        init_centroids=centers, seed=seed, empty_clusters="relocate", algorithm=self.algorithm,
                        n_threads=self.n_threads, final_assignment=True, on_iteration=self._progress())
-        return out.labels, out.centroids, out.inertia[0], out.n_iter[0]
+        return out.labels, out.centroids, out.n_iter[0]
 
     def _lloyd(self, xp, x32, w, init, centers, seed, tol):
         """Weighted Lloyd: the assignment in the compiled core, the weighted means in NumPy."""
@@ -268,8 +270,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             c = new
             if shift < tol:
                 break
-        labels, dist = predict_core(xp, c, metric="euclidean", n_threads=self.n_threads, distances=True)
-        return labels, c, float(np.dot(w, dist.astype(np.float64))), n_iter
+        labels, _ = predict_core(xp, c, metric="euclidean", n_threads=self.n_threads)
+        return labels, c, n_iter
 
     # -- predict / transform / score ------------------------------------------------------------------
     def _check_test_data(self, X):
@@ -309,11 +311,22 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         """Opposite of the (weighted) sum of squared distances of X to its closest centers."""
         X = self._check_test_data(X)
         w = self._check_weight(sample_weight, X.shape[0])
-        _, dist = predict_core(A.prepare(X if X.dtype == np.float32 else X.astype(np.float32)),
-                               self.cluster_centers_.astype(np.float32, copy=False), metric="euclidean",
-                               n_threads=self.n_threads, distances=True)
-        dist = dist.astype(np.float64)
-        return -float(dist.sum() if w is None else np.dot(w, dist))
+        labels, _ = predict_core(A.prepare(X if X.dtype == np.float32 else X.astype(np.float32)),
+                                 self.cluster_centers_.astype(np.float32, copy=False), metric="euclidean",
+                                 n_threads=self.n_threads)
+        return -_sq_distances(X, self.cluster_centers_, labels, w)
+
+
+def _sq_distances(x: np.ndarray, c: np.ndarray, labels: np.ndarray, w: Optional[np.ndarray]) -> float:
+    """(Weighted) sum of ||x_i - c[label_i]||^2, from the differences, in float64: exact where the
+    expanded ||x||^2 - 2 x.c + ||c||^2 loses digits (points far from the origin, tight clusters)."""
+    c = np.asarray(c, dtype=np.float64)
+    total = 0.0
+    for s in range(0, x.shape[0], 16384):
+        diff = x[s:s + 16384].astype(np.float64) - c[labels[s:s + 16384]]
+        per = np.einsum("ij,ij->i", diff, diff)
+        total += float(per.sum() if w is None else np.dot(w[s:s + 16384], per))
+    return total
 
 
 def _weighted_kmeans_plus_plus(x: np.ndarray, w: np.ndarray, k: int, rs: np.random.RandomState) -> np.ndarray:
