@@ -9,6 +9,9 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
+# The Python package (scripts/test.sh builds it in a virtual environment).
+command -v python3 >/dev/null || need+=(python3)
+if command -v python3 >/dev/null && ! python3 -c "import venv, ensurepip" 2>/dev/null; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
