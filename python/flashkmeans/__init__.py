@@ -18,7 +18,6 @@ from ._kmeans import FlashKMeans, batch_kmeans_Cosine, batch_kmeans_Dot, batch_k
 
 __all__ = [
     "FlashKMeans",
-    "KMeans",
     "batch_kmeans_Cosine",
     "batch_kmeans_Dot",
     "batch_kmeans_Euclid",
@@ -29,7 +28,8 @@ __all__ = [
 
 
 def __getattr__(name):
-    # The estimator needs scikit-learn, which is optional: imported on first use.
+    # The estimator needs scikit-learn, which is optional: imported on first use (and so not in
+    # __all__, which would make `from flashkmeans import *` need scikit-learn).
     if name == "KMeans":
         try:
             from ._sklearn import KMeans

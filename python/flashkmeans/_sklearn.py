@@ -247,6 +247,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         labels = None
         n_iter = 0
         for it in range(1, self.max_iter + 1):
+            previous = labels
             labels, dist = predict_core(xp, c, metric="euclidean", n_threads=self.n_threads, distances=True)
             mass = np.bincount(labels, weights=w, minlength=k)
             sums = np.empty((k, d))
@@ -266,7 +267,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             shift = float(np.sqrt(np.max(np.sum((new.astype(np.float64) - c) ** 2, axis=1))))
             n_iter = it
             if report:
-                report(0, it, shift, float(np.dot(w, dist)), -1)
+                changed = labels.size if previous is None else int(np.count_nonzero(labels != previous))
+                report(0, it, shift, float(np.dot(w, dist)), changed)
             c = new
             if shift < tol:
                 break
