@@ -1,0 +1,53 @@
+// The fused assignment: distance scores on tensor cores and an online argmin, one pass over the
+// points, the N x K score matrix never written. See docs/perf-notes.md for the floor.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "flashkmeans/types.hpp"
+
+namespace flashkmeans::cuda {
+
+/// How the products are formed: the input's 16-bit type, one tf32 product, or three tf32
+/// products (big*big + big*small + small*big) that carry a float32 product's precision.
+enum class MmaKind { f16, bf16, tf32, tf32x3 };
+
+/// Tile sizes of one assignment launch, chosen on the host for the shape (assign_plan).
+struct AssignPlan {
+  MmaKind kind = MmaKind::tf32;
+  int bn = 128;       ///< centroids per tile
+  int dp = 0;         ///< padded D of the centroid buffer (a multiple of dc)
+  int kp = 0;         ///< padded K of the centroid buffer (a multiple of bn)
+  int dc = 0;         ///< D chunk streamed per step; dc == dp when a point tile stays resident
+  bool resident = true;
+  int smem_bytes = 0;
+};
+
+/// Rows of the points must start 16-byte aligned (checked by the caller, which stages otherwise).
+AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d);
+
+struct AssignArgs {
+  const void* x = nullptr;          ///< (B, N, D) points, unit column stride, aligned rows
+  std::int64_t x_batch_stride = 0;  ///< elements
+  std::int64_t x_row_stride = 0;    ///< elements
+  std::int64_t n = 0, d = 0, k = 0, batches = 0;
+  const void* ct = nullptr;  ///< (B, kp, dp) centroids in the compute type, zero padded
+  const float* h = nullptr;  ///< (B, kp) score offsets: ||c||^2 / 2 (euclidean) or 0; +inf on padding
+  Metric metric = Metric::euclidean;
+  std::int32_t* labels = nullptr;         ///< (B, N) in/out: previous labels in, new labels out
+  std::int32_t* keys = nullptr;           ///< (B * N) optional: b * K + label (the sort key)
+  float* dist = nullptr;                  ///< (B, N) optional: each point's distance
+  const float* xx = nullptr;              ///< (B, N) ||x||^2, needed for euclidean distances
+  int* changed = nullptr;                 ///< (B) optional: += labels that changed
+  const std::uint8_t* skip = nullptr;     ///< (B) optional: batches to leave untouched
+};
+
+/// Once per device and plan, before any launch (and outside graph capture): allows the
+/// kernel its shared memory.
+void prepare_assign(const AssignPlan& plan);
+
+void launch_assign(const AssignPlan& plan, const AssignArgs& a, cudaStream_t stream);
+
+}  // namespace flashkmeans::cuda

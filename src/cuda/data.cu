@@ -1,0 +1,157 @@
+#include "cuda/data.cuh"
+
+#include <cub/block/block_reduce.cuh>
+
+#include "cuda/check.cuh"
+#include "cuda/elements.cuh"
+
+namespace flashkmeans::cuda {
+
+namespace {
+
+constexpr int kBlock = 128;
+using BlockSum = cub::BlockReduce<double, kBlock>;
+
+struct ViewArgs {
+  const void* data;
+  DType dtype;
+  std::int64_t rows, cols, batch_stride, row_stride, col_stride;
+};
+ViewArgs args_of(const TensorView& v) {
+  return {v.data, v.dtype, v.rows, v.cols, v.batch_stride, v.row_stride, v.col_stride};
+}
+__device__ __forceinline__ std::int64_t row_base(const ViewArgs& v, std::int64_t flat_row) {
+  return (flat_row / v.rows) * v.batch_stride + (flat_row % v.rows) * v.row_stride;
+}
+
+// One block per row; the lowest bad row wins (atomicMin on the flat row index).
+__global__ void finite_kernel(ViewArgs v, int* flag) {
+  const std::int64_t r = blockIdx.x;
+  const std::int64_t base = row_base(v, r);
+  bool bad = false;
+  for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x) {
+    const float x = load_as_float(v.data, base + q * v.col_stride, v.dtype);
+    bad |= !isfinite(x);
+  }
+  if (__syncthreads_or(bad) && threadIdx.x == 0) atomicMin(flag, static_cast<int>(r < 0x7fffffff ? r : 0x7ffffffe));
+}
+
+__global__ void stage_kernel(ViewArgs v, void* dst, DType out_type, std::int64_t ld, bool normalize) {
+  __shared__ typename BlockSum::TempStorage tmp;
+  __shared__ double red;
+  const std::int64_t r = blockIdx.x;
+  const std::int64_t base = row_base(v, r);
+  float scale = 1.f;
+  if (normalize) {
+    double sq = 0;
+    for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x) {
+      const double x = load_as_float(v.data, base + q * v.col_stride, v.dtype);
+      sq += x * x;
+    }
+    const double total = BlockSum(tmp).Sum(sq);
+    if (threadIdx.x == 0) red = total;
+    __syncthreads();
+    const double norm = sqrt(red);
+    scale = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
+  }
+  for (std::int64_t q = threadIdx.x; q < ld; q += blockDim.x) {
+    const float x = q < v.cols ? load_as_float(v.data, base + q * v.col_stride, v.dtype) * scale : 0.f;
+    store_rounded(dst, r * ld + q, out_type, x);
+  }
+}
+
+__global__ void inverse_norms_kernel(ViewArgs v, float* scale) {
+  __shared__ typename BlockSum::TempStorage tmp;
+  const std::int64_t r = blockIdx.x;
+  const std::int64_t base = row_base(v, r);
+  double sq = 0;
+  for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x) {
+    const double x = load_as_float(v.data, base + q * v.col_stride, v.dtype);
+    sq += x * x;
+  }
+  const double total = BlockSum(tmp).Sum(sq);
+  if (threadIdx.x == 0) {
+    const double norm = sqrt(total);
+    scale[r] = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
+  }
+}
+
+__global__ void norms_kernel(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride,
+                             std::int64_t n, std::int64_t d, std::int64_t total, float* xx) {
+  const std::int64_t at = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (at >= total) return;
+  const std::int64_t base = (at / n) * batch_stride + (at % n) * row_stride;
+  float acc = 0;
+  for (std::int64_t q = lane; q < d; q += 32) {
+    const float v = load_as_float(x, base + q, t);
+    acc += v * v;
+  }
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (lane == 0) xx[at] = acc;
+}
+
+__global__ void gather_kernel(ViewArgs v, const std::int64_t* rows, std::int64_t k, float* c) {
+  const std::int64_t g = blockIdx.x, b = g / k;
+  const std::int64_t base = b * v.batch_stride + rows[g] * v.row_stride;
+  for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x)
+    c[g * v.cols + q] = load_as_float(v.data, base + q * v.col_stride, v.dtype);
+}
+
+__global__ void normalize_kernel(float* c, std::int64_t d) {
+  __shared__ typename BlockSum::TempStorage tmp;
+  __shared__ double red;
+  float* row = c + blockIdx.x * d;
+  double sq = 0;
+  for (std::int64_t q = threadIdx.x; q < d; q += blockDim.x) sq += static_cast<double>(row[q]) * row[q];
+  const double total = BlockSum(tmp).Sum(sq);
+  if (threadIdx.x == 0) red = total;
+  __syncthreads();
+  const double norm = sqrt(red);
+  const float inv = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
+  for (std::int64_t q = threadIdx.x; q < d; q += blockDim.x) row[q] *= inv;
+}
+
+}  // namespace
+
+std::int64_t first_nonfinite_row(const TensorView& v, int* flag, cudaStream_t stream) {
+  const int none = 0x7fffffff;
+  FK_CUDA(cudaMemcpyAsync(flag, &none, sizeof(int), cudaMemcpyHostToDevice, stream));
+  const std::int64_t rows = v.batch * v.rows;
+  finite_kernel<<<static_cast<unsigned>(rows), kBlock, 0, stream>>>(args_of(v), flag);
+  FK_CUDA_LAUNCHED();
+  int found = none;
+  FK_CUDA(cudaMemcpyAsync(&found, flag, sizeof(int), cudaMemcpyDeviceToHost, stream));
+  FK_CUDA(cudaStreamSynchronize(stream));
+  return found == none ? -1 : found;
+}
+
+void stage_rows(const TensorView& v, void* dst, DType out_type, std::int64_t ld, bool normalize, cudaStream_t stream) {
+  stage_kernel<<<static_cast<unsigned>(v.batch * v.rows), kBlock, 0, stream>>>(args_of(v), dst, out_type, ld, normalize);
+  FK_CUDA_LAUNCHED();
+}
+
+void inverse_norms(const TensorView& v, float* scale, cudaStream_t stream) {
+  inverse_norms_kernel<<<static_cast<unsigned>(v.batch * v.rows), kBlock, 0, stream>>>(args_of(v), scale);
+  FK_CUDA_LAUNCHED();
+}
+
+void row_norms(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride, std::int64_t batches,
+               std::int64_t n, std::int64_t d, float* xx, cudaStream_t stream) {
+  const std::int64_t total = batches * n;
+  norms_kernel<<<static_cast<unsigned>((total * 32 + 255) / 256), 256, 0, stream>>>(x, t, batch_stride, row_stride, n, d,
+                                                                                  total, xx);
+  FK_CUDA_LAUNCHED();
+}
+
+void gather_rows(const TensorView& v, const std::int64_t* rows, std::int64_t k, float* c, cudaStream_t stream) {
+  gather_kernel<<<static_cast<unsigned>(v.batch * k), kBlock, 0, stream>>>(args_of(v), rows, k, c);
+  FK_CUDA_LAUNCHED();
+}
+
+void normalize_rows(float* c, std::int64_t count, std::int64_t d, cudaStream_t stream) {
+  normalize_kernel<<<static_cast<unsigned>(count), kBlock, 0, stream>>>(c, d);
+  FK_CUDA_LAUNCHED();
+}
+
+}  // namespace flashkmeans::cuda

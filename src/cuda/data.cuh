@@ -1,0 +1,33 @@
+// Preparing the inputs on the device: finiteness checks, staging (layout, normalising), norms,
+// initial centroids.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "flashkmeans/tensor.hpp"
+
+namespace flashkmeans::cuda {
+
+/// Index (b * rows + row) of the first row of v holding NaN or infinity, or -1. Synchronises.
+std::int64_t first_nonfinite_row(const TensorView& v, int* flag_scratch, cudaStream_t stream);
+
+/// Copies v into dst as C-contiguous rows of ld elements of dtype out_type (ld >= v.cols, zero
+/// padded), scaling every row to unit norm when normalize is set.
+void stage_rows(const TensorView& v, void* dst, DType out_type, std::int64_t ld, bool normalize, cudaStream_t stream);
+
+/// xx[b * N + i] = ||x_bi||^2 in float32 over the staged or zero-copy points.
+void row_norms(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride, std::int64_t batches,
+               std::int64_t n, std::int64_t d, float* xx, cudaStream_t stream);
+
+/// scale[b * N + i] = 1 / max(||x_bi||, 1e-12) (float64 sum, as the CPU backend normalises).
+void inverse_norms(const TensorView& v, float* scale, cudaStream_t stream);
+
+/// c[b, j, :] = float32 row rows[b * K + j] of batch b of v (the random init's gather).
+void gather_rows(const TensorView& v, const std::int64_t* rows, std::int64_t k, float* c, cudaStream_t stream);
+
+/// Scales each of the count rows of c (count, d) to unit norm (rows of norm < 1e-12 stay ~0).
+void normalize_rows(float* c, std::int64_t count, std::int64_t d, cudaStream_t stream);
+
+}  // namespace flashkmeans::cuda

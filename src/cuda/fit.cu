@@ -1,0 +1,547 @@
+// The CUDA backend's entry points: validation of device data, points and initial centroids on the
+// device, then the Lloyd loop as a CUDA graph of one iteration replayed on the device. The host
+// only launches; it reads a flag every few iterations when tol can stop the loop early.
+#include <cub/device/device_radix_sort.cuh>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/convert.hpp"
+#include "core/cuda_entry.hpp"
+#include "core/init.hpp"
+#include "core/rng.hpp"
+#include "cuda/assign.cuh"
+#include "cuda/buffer.cuh"
+#include "cuda/data.cuh"
+#include "cuda/elements.cuh"
+#include "cuda/update.cuh"
+
+namespace flashkmeans::cuda {
+
+cudaMemPool_t current_pool() {
+  static std::mutex lock;
+  static std::vector<cudaMemPool_t> pools;
+  int device = 0;
+  FK_CUDA(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> guard(lock);
+  if (pools.size() <= static_cast<std::size_t>(device)) pools.resize(device + 1, nullptr);
+  if (!pools[device]) {
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    FK_CUDA(cudaMemPoolCreate(&pools[device], &props));
+    std::uint64_t keep = 1ull << 30;
+    FK_CUDA(cudaMemPoolSetAttribute(pools[device], cudaMemPoolAttrReleaseThreshold, &keep));
+  }
+  return pools[device];
+}
+
+namespace {
+
+// Makes x's device current for the fit and restores the caller's afterwards.
+class DeviceScope {
+ public:
+  explicit DeviceScope(int id) {
+    FK_CUDA(cudaGetDevice(&previous_));
+    FK_CUDA(cudaSetDevice(id));
+  }
+  ~DeviceScope() { cudaSetDevice(previous_); }
+
+ private:
+  int previous_ = 0;
+};
+
+// A private stream that starts after the work already queued on the caller's stream.
+class StreamScope {
+ public:
+  explicit StreamScope(void* user) {
+    FK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    cudaEvent_t ready;
+    FK_CUDA(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+    FK_CUDA(cudaEventRecord(ready, static_cast<cudaStream_t>(user)));
+    FK_CUDA(cudaStreamWaitEvent(stream_, ready, 0));
+    cudaEventDestroy(ready);
+  }
+  ~StreamScope() {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+  cudaStream_t get() const { return stream_; }
+  void sync() const { FK_CUDA(cudaStreamSynchronize(stream_)); }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+class Graph {
+ public:
+  ~Graph() {
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+  }
+  template <class Fn>
+  void capture(cudaStream_t stream, Fn fn) {
+    FK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    try {
+      fn();
+    } catch (...) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(stream, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      throw;
+    }
+    FK_CUDA(cudaStreamEndCapture(stream, &graph_));
+    FK_CUDA(cudaGraphInstantiate(&exec_, graph_, 0));
+  }
+  void launch(cudaStream_t stream) const { FK_CUDA(cudaGraphLaunch(exec_, stream)); }
+
+ private:
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+template <class T>
+void upload(DeviceBuffer<T>& dst, const std::vector<T>& src, cudaStream_t stream) {
+  dst.resize(src.size());
+  FK_CUDA(cudaMemcpyAsync(dst.get(), src.data(), sizeof(T) * src.size(), cudaMemcpyHostToDevice, stream));
+}
+template <class T>
+std::vector<T> download(const T* src, std::size_t count, cudaStream_t stream) {
+  std::vector<T> out(count);
+  if (count) FK_CUDA(cudaMemcpyAsync(out.data(), src, sizeof(T) * count, cudaMemcpyDeviceToHost, stream));
+  FK_CUDA(cudaStreamSynchronize(stream));
+  return out;
+}
+
+MmaKind mma_kind(DType t, Precision p) {
+  if (t == DType::float16) return MmaKind::f16;
+  if (t == DType::bfloat16) return MmaKind::bf16;
+  return p == Precision::tf32 ? MmaKind::tf32 : MmaKind::tf32x3;
+}
+
+void check_finite(const TensorView& v, const char* what, int* scratch, cudaStream_t stream) {
+  const std::int64_t r = first_nonfinite_row(v, scratch, stream);
+  FK_CHECK(r < 0, invalid_argument,
+           what << " contains NaN or infinity (first in batch " << r / v.rows << ", row " << r % v.rows
+                << "); expected finite values");
+}
+
+void check_sizes(const TensorView& x, std::int64_t k) {
+  FK_CHECK(x.batch * x.rows <= 0x7fffffffLL && x.batch * k <= 0x7fffffffLL, invalid_argument,
+           "x has B * N = " << x.batch * x.rows << " points and B * K = " << x.batch * k
+                            << " clusters; the CUDA backend supports up to 2^31 - 1 of each");
+}
+
+// The points as the kernels read them: the caller's memory when its layout allows (unit column
+// stride, 16-byte aligned rows, no normalising), otherwise a staged copy. Cosine assigns on unit
+// rows in the input's type; for 16-bit input the update reads the original rows times 1 / ||x||
+// in float32 instead, so that the means are as exact as the CPU backend's.
+struct Points {
+  explicit Points(cudaStream_t stream) : staged(0, stream), raw(0, stream), scale(0, stream), xx(0, stream) {}
+  PointsView assign;  ///< what the assignment reads
+  PointsView update;  ///< what the update, relocation and final distances read
+  DeviceBuffer<unsigned char> staged, raw;
+  DeviceBuffer<float> scale;
+  DeviceBuffer<float> xx;  ///< (B, N) ||x||^2 of the assigned rows
+};
+
+PointsView view_of(const void* data, const TensorView& x, std::int64_t batch_stride, std::int64_t row_stride) {
+  return {data, x.dtype, batch_stride, row_stride, x.batch, x.rows, x.cols, nullptr};
+}
+
+void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t stream) {
+  const std::int64_t es = element_bytes(x.dtype), ld = (x.cols + 7) / 8 * 8, count = x.batch * x.rows;
+  const bool aligned = x.col_stride == 1 && (x.row_stride * es) % 16 == 0 &&
+                       (x.batch <= 1 || (x.batch_stride * es) % 16 == 0) &&
+                       reinterpret_cast<std::uintptr_t>(x.data) % 16 == 0;
+  const bool cosine = metric == Metric::cosine;
+  p.assign = view_of(x.data, x, x.batch_stride, x.row_stride);
+  if (!aligned || cosine) {
+    p.staged.resize(static_cast<std::size_t>(count * ld * es));
+    stage_rows(x, p.staged.get(), x.dtype, ld, cosine, stream);
+    p.assign = view_of(p.staged.get(), x, x.rows * ld, ld);
+  }
+  p.update = p.assign;
+  if (cosine && x.dtype != DType::float32) {
+    p.update = view_of(x.data, x, x.batch_stride, x.row_stride);
+    if (x.col_stride != 1) {
+      p.raw.resize(static_cast<std::size_t>(count * ld * es));
+      stage_rows(x, p.raw.get(), x.dtype, ld, false, stream);
+      p.update = view_of(p.raw.get(), x, x.rows * ld, ld);
+    }
+    p.scale.resize(static_cast<std::size_t>(count));
+    inverse_norms(x, p.scale.get(), stream);
+    p.update.row_scale = p.scale.get();
+  }
+  p.xx.resize(static_cast<std::size_t>(count));
+  row_norms(p.assign.data, p.assign.dtype, p.assign.batch_stride, p.assign.row_stride, x.batch, x.rows, x.cols, p.xx.get(),
+            stream);
+}
+
+// Centroids (B, K, D) float32 from a view on the host or on the device.
+void load_centroids(const TensorView& v, std::int64_t batches, float* c, cudaStream_t stream) {
+  const std::int64_t kd = v.rows * v.cols;
+  if (v.device.type == DeviceType::cpu) {
+    std::vector<float> host(static_cast<std::size_t>(batches * kd));
+    for (std::int64_t b = 0; b < batches; ++b) detail::copy_batch(v, v.batch == 1 ? 0 : b, host.data() + b * kd);
+    FK_CUDA(cudaMemcpyAsync(c, host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice, stream));
+    FK_CUDA(cudaStreamSynchronize(stream));  // host is about to go out of scope
+    return;
+  }
+  for (std::int64_t b = 0; b < batches; ++b) {
+    TensorView one = v;
+    one.batch = 1;
+    one.data = static_cast<const char*>(v.data) + (v.batch == 1 ? 0 : b * v.batch_stride) * element_bytes(v.dtype);
+    stage_rows(one, c + b * kd, DType::float32, v.cols, false, stream);
+  }
+}
+
+// Greedy k-means++ runs on the host (CPU backend) over a copy of the data; the chosen centroids
+// go back to the device.
+void kmeans_plus_plus_on_host(const TensorView& x, const KMeansOptions& opt, float* c, cudaStream_t stream) {
+  const std::int64_t es = element_bytes(x.dtype), k = opt.n_clusters, d = x.cols;
+  std::vector<float> centroids(static_cast<std::size_t>(x.batch * k * d));
+  for (std::int64_t b = 0; b < x.batch; ++b) {
+    DeviceBuffer<unsigned char> one(static_cast<std::size_t>(x.rows * d * es), stream);
+    TensorView src = x;
+    src.batch = 1;
+    src.data = static_cast<const char*>(x.data) + b * x.batch_stride * es;
+    stage_rows(src, one.get(), x.dtype, d, false, stream);
+    const auto bytes = download(one.get(), one.size(), stream);
+    TensorView host = src;
+    host.data = bytes.data(), host.device = Device{};
+    host.batch_stride = x.rows * d, host.row_stride = d, host.col_stride = 1;
+    std::vector<float> storage;
+    const int threads = opt.n_threads > 0 ? opt.n_threads : static_cast<int>(std::thread::hardware_concurrency());
+    const detail::BatchRows rows = detail::prepare_batch(host, 0, opt.metric, storage, std::max(1, threads));
+    auto assigner = detail::cpu_backend().make_assigner(rows, {k, opt.metric, Algorithm::lloyd, std::max(1, threads)});
+    KMeansOptions one_batch = opt;
+    one_batch.seed = opt.seed;
+    // batch b's own random stream: init_centroids draws from batch_rng(seed, b)
+    detail::init_centroids(rows, host, b, one_batch, *assigner, std::max(1, threads), centroids.data() + b * k * d);
+  }
+  FK_CUDA(cudaMemcpyAsync(c, centroids.data(), sizeof(float) * centroids.size(), cudaMemcpyHostToDevice, stream));
+  FK_CUDA(cudaStreamSynchronize(stream));
+}
+
+void initial_centroids(const TensorView& x, const KMeansOptions& opt, float* c, int* scratch, cudaStream_t stream) {
+  const std::int64_t k = opt.n_clusters;
+  switch (opt.init) {
+    case Init::given:
+      if (opt.init_centroids.device.type == DeviceType::cuda) check_finite(opt.init_centroids, "init_centroids", scratch, stream);
+      load_centroids(opt.init_centroids, x.batch, c, stream);
+      break;
+    case Init::random: {
+      // The same rows as the CPU backend: K draws with replacement from batch_rng(seed, b).
+      std::vector<std::int64_t> rows(static_cast<std::size_t>(x.batch * k));
+      for (std::int64_t b = 0; b < x.batch; ++b) {
+        detail::Rng rng = detail::batch_rng(opt.seed, b);
+        for (std::int64_t j = 0; j < k; ++j) rows[b * k + j] = rng.below(x.rows);
+      }
+      DeviceBuffer<std::int64_t> ids(0, stream);
+      upload(ids, rows, stream);
+      gather_rows(x, ids.get(), k, c, stream);
+      FK_CUDA(cudaStreamSynchronize(stream));
+      break;
+    }
+    case Init::kmeans_plus_plus:
+      kmeans_plus_plus_on_host(x, opt, c, stream);
+      break;
+  }
+  if (opt.metric == Metric::cosine) normalize_rows(c, x.batch * k, x.cols, stream);
+}
+
+__global__ void iota_kernel(std::int32_t* v, std::int64_t n) {
+  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) v[i] = static_cast<std::int32_t>(i);
+}
+
+int key_bits(std::int64_t clusters) {
+  int bits = 1;
+  while ((1LL << bits) < clusters) ++bits;
+  return bits;
+}
+
+// FLASHKMEANS_CUDA_PROFILE=1: the loop runs without a graph, with events between its stages,
+// and prints each stage's mean time per iteration to stderr (a development aid).
+class StageProfiler {
+ public:
+  static StageProfiler* from_env() {
+    static StageProfiler profiler;
+    const char* v = std::getenv("FLASHKMEANS_CUDA_PROFILE");
+    return v && *v && *v != '0' ? &profiler : nullptr;
+  }
+  void start(cudaStream_t st) { mark("", st); }
+  void mark(const char* stage, cudaStream_t st) {
+    cudaEvent_t e;
+    FK_CUDA(cudaEventCreate(&e));
+    FK_CUDA(cudaEventRecord(e, st));
+    events_.push_back({stage, e});
+  }
+  void report(cudaStream_t st) {
+    FK_CUDA(cudaStreamSynchronize(st));
+    std::vector<std::pair<std::string, double>> total;
+    int iterations = 0;
+    for (std::size_t i = 1; i < events_.size(); ++i) {
+      if (events_[i].first.empty()) continue;
+      float ms = 0;
+      FK_CUDA(cudaEventElapsedTime(&ms, events_[i - 1].second, events_[i].second));
+      auto it = std::find_if(total.begin(), total.end(), [&](const auto& t) { return t.first == events_[i].first; });
+      if (it == total.end()) total.push_back({events_[i].first, ms}); else it->second += ms;
+    }
+    for (const auto& e : events_) iterations += e.first.empty();
+    for (const auto& e : events_) cudaEventDestroy(e.second);
+    events_.clear();
+    std::fprintf(stderr, "flashkmeans cuda profile (mean per iteration over %d):", iterations);
+    for (const auto& t : total) std::fprintf(stderr, " %s %.1f us;", t.first.c_str(), 1000 * t.second / std::max(1, iterations));
+    std::fprintf(stderr, "\n");
+  }
+
+ private:
+  std::vector<std::pair<std::string, cudaEvent_t>> events_;
+};
+
+// How often the host looks at the convergence flag when tol can stop the loop early.
+constexpr int kCheckEvery = 8;
+
+FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out) {
+  DeviceScope device(x.device.id);
+  StreamScope scope(opt.cuda_stream);
+  const cudaStream_t st = scope.get();
+  const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = opt.n_clusters, BN = B * N, BK = B * K;
+  check_sizes(x, K);
+
+  DeviceBuffer<int> scratch(1, st);
+  check_finite(x, "x", scratch.get(), st);
+  Points pts(st);
+  prepare_points(x, opt.metric, pts, st);
+
+  LoopState s;
+  s.batches = B, s.n = N, s.k = K, s.d = D, s.metric = opt.metric;
+  s.max_iter = opt.max_iter, s.tol = opt.tol, s.final_assignment = opt.final_assignment;
+  s.plan = assign_plan(mma_kind(x.dtype, opt.precision), K, D);
+  int multiprocessors = 0;
+  FK_CUDA(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, x.device.id));
+  plan_dense(s, multiprocessors, BN * D * element_bytes(x.dtype));
+  s.run_rows = plan_run_rows(BN, multiprocessors);
+  s.c = out.centroids;
+  initial_centroids(x, opt, s.c, scratch.get(), st);
+
+  const std::size_t ct_bytes = static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2);
+  DeviceBuffer<float> c_prev(BK * D, st), h(static_cast<std::size_t>(B) * s.plan.kp, st),
+      partial(s.dense ? BK * dense_blocks_per_batch(s) * D : (BN / s.run_rows + BK + 1) * D, st);
+  DeviceBuffer<std::int32_t> partial_counts(s.dense ? BK * dense_blocks_per_batch(s) : 0, st);
+  DeviceBuffer<unsigned char> ct(ct_bytes, st);
+  DeviceBuffer<std::int32_t> keys(BN, st), sorted_keys(BN, st), iota(BN, st), perm(BN, st), offsets(BK + 1, st);
+  DeviceBuffer<double> sums(BK * D, st), shift_k(BK, st), objective_k(BK, st), sum_xx(B, st), inertia(B, st);
+  DeviceBuffer<std::int64_t> counts(BK, st);
+  DeviceBuffer<int> changed(B, st), n_iter(B, st), counters(3, st);
+  DeviceBuffer<std::uint8_t> done(B, st);
+  DeviceBuffer<double> history(opt.on_iteration ? static_cast<std::size_t>(B) * opt.max_iter * 3 : 0, st);
+  DeviceBuffer<float> own_dist(out.distances ? 0 : BN, st);
+  float* dist = out.distances ? out.distances : own_dist.get();
+
+  s.c_prev = c_prev.get(), s.ct = ct.get(), s.h = h.get();
+  s.sorted_keys = sorted_keys.get(), s.perm = perm.get(), s.offsets = offsets.get(), s.partial = partial.get();
+  s.sums = sums.get(), s.counts = counts.get(), s.shift_k = shift_k.get(), s.objective_k = objective_k.get();
+  s.sum_xx = sum_xx.get(), s.changed = changed.get(), s.done = done.get(), s.n_iter = n_iter.get();
+  s.history = history.get(), s.iteration = counters.get(), s.finished = counters.get() + 1;
+  s.labels = out.labels, s.dist = dist, s.partial_counts = partial_counts.get();
+
+  FK_CUDA(cudaMemsetAsync(out.labels, 0xff, sizeof(std::int32_t) * BN, st));  // -1: no label yet
+  FK_CUDA(cudaMemsetAsync(changed.get(), 0, sizeof(int) * B, st));
+  FK_CUDA(cudaMemsetAsync(n_iter.get(), 0, sizeof(int) * B, st));
+  FK_CUDA(cudaMemsetAsync(done.get(), 0, B, st));
+  FK_CUDA(cudaMemsetAsync(counters.get(), 0, sizeof(int) * 3, st));  // iteration, finished, ticket
+  iota_kernel<<<static_cast<unsigned>((BN + 255) / 256), 256, 0, st>>>(iota.get(), BN);
+  FK_CUDA_LAUNCHED();
+  batch_sums(pts.xx.get(), B, N, sum_xx.get(), st);
+  prepare_centroids(s, st);
+
+  const int bits = key_bits(BK);
+  std::size_t sort_bytes = 0;
+  FK_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys.get(), sorted_keys.get(), iota.get(), perm.get(),
+                                          static_cast<int>(BN), 0, bits, st));
+  DeviceBuffer<unsigned char> sort_tmp(std::max<std::size_t>(sort_bytes, 1), st);
+
+  AssignArgs a;
+  a.x = pts.assign.data, a.x_batch_stride = pts.assign.batch_stride, a.x_row_stride = pts.assign.row_stride;
+  a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = ct.get(), a.h = h.get(), a.metric = opt.metric;
+  a.labels = out.labels, a.keys = keys.get(), a.dist = dist, a.xx = pts.xx.get(), a.changed = changed.get();
+  a.skip = done.get();
+  if (s.dense) a.keys = nullptr;  // the dense update reads labels, not sort keys
+  const bool relocate = opt.empty_clusters == EmptyClusters::relocate;
+  if (!relocate) a.dist = nullptr;  // only the relocation reads the distances of an iteration
+
+  prepare_assign(s.plan);
+  prepare_update(s);
+  // One iteration; mark(stage) is called after each stage (the profiler's hook).
+  auto body = [&](const StageMark& mark) {
+    launch_assign(s.plan, a, st);
+    mark("assign");
+    if (s.dense) {
+      dense_sums(s, pts.update, st, mark);
+    } else {
+      std::size_t bytes = sort_bytes;
+      FK_CUDA(cub::DeviceRadixSort::SortPairs(sort_tmp.get(), bytes, keys.get(), sorted_keys.get(), iota.get(),
+                                              perm.get(), static_cast<int>(BN), 0, bits, st));
+      mark("sort");
+      cluster_sums(s, pts.update, st, mark);
+    }
+    if (relocate) relocate_empty(s, pts.update, st);
+    mark("relocate");
+    finish_iteration(s, st, mark);
+  };
+  if (StageProfiler* prof = StageProfiler::from_env()) {
+    for (int it = 0; it < opt.max_iter; ++it) {
+      prof->start(st);
+      body([&](const char* stage) { prof->mark(stage, st); });
+    }
+    prof->report(st);
+  } else {
+    Graph iteration;
+    iteration.capture(st, [&] { body([](const char*) {}); });
+    int finished = 0;
+    for (int launched = 0; launched < opt.max_iter;) {
+      const int chunk = opt.tol > 0 ? std::min(kCheckEvery, opt.max_iter - launched) : opt.max_iter - launched;
+      for (int i = 0; i < chunk; ++i) iteration.launch(st);
+      launched += chunk;
+      if (launched < opt.max_iter) {
+        FK_CUDA(cudaMemcpyAsync(&finished, s.finished, sizeof(int), cudaMemcpyDeviceToHost, st));
+        scope.sync();
+        if (finished) break;
+      }
+    }
+  }
+
+  if (opt.final_assignment) {
+    AssignArgs last = a;
+    last.keys = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
+    launch_assign(s.plan, last, st);
+  } else {
+    restore_converged(s, st);
+  }
+  // The distances reported come from the differences in float32, not from the expanded form the
+  // assignment ranks with (which loses digits far from the origin and in tf32).
+  label_distances(s, pts.update, pts.xx.get(), dist, st);
+  batch_sums(dist, B, N, inertia.get(), st);
+
+  FitSummary r;
+  r.n_iter = download(n_iter.get(), B, st);
+  r.inertia = download(inertia.get(), B, st);
+  r.converged = download(done.get(), B, st);
+  if (opt.on_iteration) {
+    const auto hist = download(history.get(), history.size(), st);
+    for (std::int64_t b = 0; b < B; ++b)
+      for (int it = 0; it < r.n_iter[b]; ++it) {
+        const double* e = hist.data() + (b * opt.max_iter + it) * 3;
+        opt.on_iteration({b, it + 1, e[0], e[1], static_cast<int>(e[2])});
+      }
+  }
+  return r;
+}
+
+void predict_on_device(const TensorView& x, const TensorView& centroids, const PredictOptions& opt,
+                       const OutputBuffers& out) {
+  DeviceScope device(x.device.id);
+  StreamScope scope(opt.cuda_stream);
+  const cudaStream_t st = scope.get();
+  const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = centroids.rows;
+  check_sizes(x, K);
+  DeviceBuffer<int> scratch(1, st);
+  check_finite(x, "x", scratch.get(), st);
+  if (centroids.device.type == DeviceType::cuda) check_finite(centroids, "centroids", scratch.get(), st);
+  Points pts(st);
+  prepare_points(x, opt.metric, pts, st);
+
+  LoopState s;
+  s.batches = B, s.n = N, s.k = K, s.d = D, s.metric = opt.metric;
+  s.plan = assign_plan(mma_kind(x.dtype, opt.precision), K, D);
+  DeviceBuffer<float> c(B * K * D, st), h(static_cast<std::size_t>(B) * s.plan.kp, st);
+  DeviceBuffer<unsigned char> ct(static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2), st);
+  load_centroids(centroids, B, c.get(), st);
+  if (opt.metric == Metric::cosine) normalize_rows(c.get(), B * K, D, st);
+  s.c = c.get(), s.ct = ct.get(), s.h = h.get();
+  prepare_centroids(s, st);
+
+  AssignArgs a;
+  a.x = pts.assign.data, a.x_batch_stride = pts.assign.batch_stride, a.x_row_stride = pts.assign.row_stride;
+  a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = ct.get(), a.h = h.get(), a.metric = opt.metric;
+  a.labels = out.labels, a.xx = pts.xx.get();
+  prepare_assign(s.plan);
+  launch_assign(s.plan, a, st);
+  if (out.distances) {
+    s.labels = out.labels;
+    label_distances(s, pts.update, pts.xx.get(), out.distances, st);
+  }
+  scope.sync();
+}
+
+}  // namespace
+}  // namespace flashkmeans::cuda
+
+namespace flashkmeans::detail {
+
+bool cuda_built() { return true; }
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+FitSummary cuda_fit_into(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out) {
+  return cuda::fit_on_device(x, opt, out);
+}
+
+KMeansResult cuda_fit(const TensorView& x, const KMeansOptions& opt) {
+  cuda::DeviceScope device(x.device.id);
+  const std::int64_t bn = x.batch * x.rows, bkd = x.batch * opt.n_clusters * x.cols;
+  const auto stream = static_cast<cudaStream_t>(opt.cuda_stream);
+  cuda::DeviceBuffer<std::int32_t> labels(bn, stream);
+  cuda::DeviceBuffer<float> centroids(bkd, stream);
+  FitSummary s = cuda_fit_into(x, opt, {labels.get(), centroids.get(), nullptr});
+  KMeansResult r;
+  r.batch = x.batch, r.n = x.rows, r.k = opt.n_clusters, r.d = x.cols;
+  r.labels.resize(bn);
+  r.centroids.resize(bkd);
+  FK_CUDA(cudaMemcpyAsync(r.labels.data(), labels.get(), sizeof(std::int32_t) * bn, cudaMemcpyDeviceToHost, stream));
+  FK_CUDA(cudaMemcpyAsync(r.centroids.data(), centroids.get(), sizeof(float) * bkd, cudaMemcpyDeviceToHost, stream));
+  FK_CUDA(cudaStreamSynchronize(stream));
+  r.n_iter = std::move(s.n_iter), r.inertia = std::move(s.inertia), r.converged = std::move(s.converged);
+  return r;
+}
+
+void cuda_predict_into(const TensorView& x, const TensorView& centroids, const PredictOptions& opt, const OutputBuffers& out) {
+  cuda::predict_on_device(x, centroids, opt, out);
+}
+
+PredictResult cuda_predict(const TensorView& x, const TensorView& centroids, const PredictOptions& opt) {
+  cuda::DeviceScope device(x.device.id);
+  const std::int64_t bn = x.batch * x.rows;
+  const auto stream = static_cast<cudaStream_t>(opt.cuda_stream);
+  cuda::DeviceBuffer<std::int32_t> labels(bn, stream);
+  cuda::DeviceBuffer<float> dist(bn, stream);
+  cuda_predict_into(x, centroids, opt, {labels.get(), nullptr, dist.get()});
+  PredictResult r;
+  r.batch = x.batch, r.n = x.rows;
+  r.labels.resize(bn);
+  r.distances.resize(bn);
+  FK_CUDA(cudaMemcpyAsync(r.labels.data(), labels.get(), sizeof(std::int32_t) * bn, cudaMemcpyDeviceToHost, stream));
+  FK_CUDA(cudaMemcpyAsync(r.distances.data(), dist.get(), sizeof(float) * bn, cudaMemcpyDeviceToHost, stream));
+  FK_CUDA(cudaStreamSynchronize(stream));
+  return r;
+}
+
+}  // namespace flashkmeans::detail

@@ -1,0 +1,534 @@
+#include "cuda/update.cuh"
+
+#include <cub/block/block_reduce.cuh>
+
+#include <algorithm>
+#include <cfloat>
+
+#include "cuda/check.cuh"
+#include "cuda/elements.cuh"
+
+namespace flashkmeans::cuda {
+
+namespace {
+
+constexpr int kBlock = 128;
+using BlockSum = cub::BlockReduce<double, kBlock>;
+
+// Sum over the block of v (every thread gets it); fixed reduction tree, so deterministic.
+__device__ double block_sum(double v, typename BlockSum::TempStorage& tmp, double* shared_out) {
+  const double s = BlockSum(tmp).Sum(v);
+  if (threadIdx.x == 0) *shared_out = s;
+  __syncthreads();
+  const double r = *shared_out;
+  __syncthreads();
+  return r;
+}
+
+DType compute_dtype(MmaKind k) {
+  return k == MmaKind::f16 ? DType::float16 : k == MmaKind::bf16 ? DType::bfloat16 : DType::float32;
+}
+
+// The compute-type row and score offset of centroid (b, j) from its float32 value c_row (null on
+// padding rows). Called by a whole block.
+__device__ void write_compute_row(const LoopState& s, DType ct_type, std::int64_t b, std::int64_t j,
+                                  const float* c_row, typename BlockSum::TempStorage& tmp, double* red) {
+  const int dp = s.plan.dp, kp = s.plan.kp;
+  const std::int64_t at = (b * kp + j) * dp;
+  double sq = 0;
+  const bool tf32 = s.plan.kind == MmaKind::tf32;  // stored rounded: the kernel skips the conversion
+  for (int q = threadIdx.x; q < dp; q += blockDim.x) {
+    float v = c_row && q < s.d ? c_row[q] : 0.f;
+    if (tf32) {
+      std::uint32_t r;
+      asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+      v = __uint_as_float(r);
+    }
+    const float r = store_rounded(s.ct, at + q, ct_type, v);
+    sq += static_cast<double>(r) * r;
+  }
+  const double total = block_sum(sq, tmp, red);
+  if (threadIdx.x == 0)
+    s.h[b * kp + j] = !c_row ? __int_as_float(0x7f800000) : s.metric == Metric::euclidean ? static_cast<float>(0.5 * total) : 0.f;
+}
+
+__global__ void prepare_kernel(LoopState s, DType ct_type) {
+  __shared__ typename BlockSum::TempStorage tmp;
+  __shared__ double red;
+  const std::int64_t b = blockIdx.y, j = blockIdx.x;
+  write_compute_row(s, ct_type, b, j, j < s.k ? s.c + (b * s.k + j) * s.d : nullptr, tmp, &red);
+}
+
+// offsets[g] = first sorted position whose key is >= g.
+__global__ void offsets_kernel(const std::int32_t* keys, std::int64_t total, std::int64_t clusters, std::int32_t* offsets) {
+  const std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (g > clusters) return;
+  std::int64_t lo = 0, hi = total;
+  while (lo < hi) {
+    const std::int64_t mid = (lo + hi) / 2;
+    if (keys[mid] < g) lo = mid + 1; else hi = mid;
+  }
+  offsets[g] = static_cast<std::int32_t>(lo);
+}
+
+// One warp sums run p (s.run_rows consecutive sorted positions) segment by segment, in order. The
+// segment of cluster g in run p goes to partial row g + p: unique, because runs and clusters
+// both advance along the sorted order. A lane owns 4 adjacent columns (one vector load per row);
+// rows are fetched 8 at a time so that their loads are in flight together.
+constexpr int kColsPerLane = 4;
+constexpr int kRowsInFlight = 8;
+constexpr int kDenseThreads = 256;
+constexpr int kDenseSmem = 200 * 1024;
+
+__device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool vector, std::int64_t cols_left, float (&v)[4]) {
+  if (vector && cols_left >= 4) {
+    if (x.dtype == DType::float32) {
+      const float4 q = *reinterpret_cast<const float4*>(static_cast<const float*>(x.data) + at);
+      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+    } else {
+      const uint2 q = *reinterpret_cast<const uint2*>(static_cast<const std::uint16_t*>(x.data) + at);
+      const std::uint32_t w[2] = {q.x, q.y};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const std::uint16_t bits = static_cast<std::uint16_t>(w[e / 2] >> (16 * (e % 2)));
+        v[e] = x.dtype == DType::float16 ? __half2float(__ushort_as_half(bits)) : __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e) v[e] = e < cols_left ? load_as_float(x.data, at + e, x.dtype) : 0.f;
+}
+
+__global__ void runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector) {
+  const std::int64_t p = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  const std::int64_t first = p * s.run_rows;
+  if (first >= total) return;
+  const std::int64_t last = min(total, first + s.run_rows);
+  const unsigned n = static_cast<unsigned>(x.n);
+  for (std::int64_t d0 = 0; d0 < s.d; d0 += 32 * kColsPerLane) {
+    const std::int64_t col = d0 + lane * kColsPerLane, cols_left = s.d - col;
+    float acc[kColsPerLane] = {};
+    std::int32_t cur = s.sorted_keys[first];
+    auto flush = [&] {
+      if (cols_left > 0)
+#pragma unroll
+        for (int u = 0; u < kColsPerLane; ++u)
+          if (u < cols_left) s.partial[(cur + p) * s.d + col + u] = acc[u];
+#pragma unroll
+      for (int u = 0; u < kColsPerLane; ++u) acc[u] = 0.f;
+    };
+    for (std::int64_t r0 = first; r0 < last; r0 += kRowsInFlight) {
+      const int count = static_cast<int>(last - r0 < kRowsInFlight ? last - r0 : kRowsInFlight);
+      // Lane l < count resolves row r0 + l once: its key, where it starts, its scale.
+      std::int32_t my_key = 0;
+      long long my_row = 0;
+      float my_scale = 1.f;
+      if (lane < count) {
+        my_key = s.sorted_keys[r0 + lane];
+        const unsigned id = static_cast<unsigned>(s.perm[r0 + lane]), b = id / n, i = id - b * n;
+        my_row = static_cast<long long>(b) * x.batch_stride + static_cast<long long>(i) * x.row_stride;
+        if (x.row_scale) my_scale = x.row_scale[id];
+      }
+      float v[kRowsInFlight][kColsPerLane];
+#pragma unroll
+      for (int rr = 0; rr < kRowsInFlight; ++rr) {
+        const long long row = __shfl_sync(0xffffffffu, my_row, rr);
+        if (rr < count && cols_left > 0) load4(x, row + col, vector, cols_left, v[rr]);
+      }
+#pragma unroll
+      for (int rr = 0; rr < kRowsInFlight; ++rr) {
+        const std::int32_t key = __shfl_sync(0xffffffffu, my_key, rr);
+        const float scale = __shfl_sync(0xffffffffu, my_scale, rr);
+        if (rr >= count) break;
+        if (key != cur) {
+          flush();
+          cur = key;
+        }
+        if (cols_left > 0)
+#pragma unroll
+          for (int u = 0; u < kColsPerLane; ++u) acc[u] += x.row_scale ? v[rr][u] * scale : v[rr][u];
+      }
+    }
+    flush();
+  }
+}
+
+// The dense path. Thread group q (of dense_groups) holds its own copy of the sums; a thread owns
+// kColsPerLane adjacent columns and adds its group's share of the block's points in order, 8 rows
+// in flight: no atomics, the same result on every run.
+__global__ void dense_block_kernel(LoopState s, PointsView x, std::int64_t blocks_per_batch, bool vector) {
+  extern __shared__ float sh[];
+  const int groups = s.dense_groups, D = static_cast<int>(s.d), K = static_cast<int>(s.k);
+  float* sums = sh;                                                                     // [groups][K][D]
+  int* counts = reinterpret_cast<int*>(sh + static_cast<std::size_t>(groups) * K * D);  // [groups][K]
+  for (int i = threadIdx.x; i < groups * K * D; i += blockDim.x) sums[i] = 0.f;
+  for (int i = threadIdx.x; i < groups * K; i += blockDim.x) counts[i] = 0;
+  __syncthreads();
+  const std::int64_t b = blockIdx.y, block = blockIdx.x;
+  const std::int64_t first = block * s.dense_rows, last = min(s.n, first + s.dense_rows);
+  const int width = (D + kColsPerLane - 1) / kColsPerLane;  // threads per group
+  const int q = threadIdx.x / width, col = (threadIdx.x % width) * kColsPerLane;
+  if (q < groups && first < last) {
+    const std::int64_t span = (last - first + groups - 1) / groups;
+    const std::int64_t lo = first + q * span, hi = min(last, lo + span);
+    float* my = sums + static_cast<std::size_t>(q) * K * D;
+    const std::int32_t* labels = s.labels + b * s.n;
+    const std::int64_t base = b * x.batch_stride, cols_left = D - col;
+    for (std::int64_t i0 = lo; i0 < hi; i0 += kRowsInFlight) {
+      const int count = static_cast<int>(hi - i0 < kRowsInFlight ? hi - i0 : kRowsInFlight);
+      int l[kRowsInFlight];
+      float v[kRowsInFlight][kColsPerLane];
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) {
+        l[u] = u < count ? labels[i0 + u] : 0;
+        if (u < count) {
+          load4(x, base + (i0 + u) * x.row_stride + col, vector, cols_left, v[u]);
+          if (x.row_scale) {
+            const float scale = x.row_scale[b * s.n + i0 + u];
+#pragma unroll
+            for (int c = 0; c < kColsPerLane; ++c) v[u][c] *= scale;
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) {
+        if (u >= count) break;
+#pragma unroll
+        for (int c = 0; c < kColsPerLane; ++c)
+          if (c < cols_left) my[l[u] * D + col + c] += v[u][c];
+        if (col == 0) counts[q * K + l[u]] += 1;
+      }
+    }
+  }
+  __syncthreads();
+  float* out = s.partial + (b * blocks_per_batch + block) * K * D;
+  for (int e = threadIdx.x; e < K * D; e += blockDim.x) {
+    float t = 0.f;
+    for (int g = 0; g < groups; ++g) t += sums[static_cast<std::size_t>(g) * K * D + e];
+    out[e] = t;
+  }
+  std::int32_t* out_counts = s.partial_counts + (b * blocks_per_batch + block) * K;
+  for (int k = threadIdx.x; k < K; k += blockDim.x) {
+    int t = 0;
+    for (int g = 0; g < groups; ++g) t += counts[g * K + k];
+    out_counts[k] = t;
+  }
+}
+
+__global__ void dense_combine_kernel(LoopState s, std::int64_t blocks_per_batch) {
+  const std::int64_t g = blockIdx.x, b = g / s.k, j = g % s.k;
+  const std::int64_t col = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const std::int64_t first = b * blocks_per_batch;
+  if (col == 0) {
+    std::int64_t c = 0;
+    for (std::int64_t p = 0; p < blocks_per_batch; ++p) c += s.partial_counts[(first + p) * s.k + j];
+    s.counts[g] = c;
+  }
+  if (col >= s.d) return;
+  double sum = 0;
+  for (std::int64_t p = 0; p < blocks_per_batch; ++p) sum += s.partial[((first + p) * s.k + j) * s.d + col];
+  s.sums[g * s.d + col] = sum;
+}
+
+// sums[g] = the partial rows of cluster g added in run order (float64); counts from the offsets.
+__global__ void combine_kernel(LoopState s) {
+  const std::int64_t g = blockIdx.x, col = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const std::int64_t lo = s.offsets[g], hi = s.offsets[g + 1];
+  if (col == 0) s.counts[g] = hi - lo;
+  if (col >= s.d) return;
+  double sum = 0;
+  if (hi > lo)
+    for (std::int64_t p = lo / s.run_rows; p <= (hi - 1) / s.run_rows; ++p) sum += s.partial[(g + p) * s.d + col];
+  s.sums[g * s.d + col] = sum;
+}
+
+// Empty clusters take the points farthest from their centroids, farthest first (ties: lower
+// index), in cluster order; each such point leaves its cluster's sums (scikit-learn's rule).
+// Clusters emptied by a move are not refilled. One block per batch.
+constexpr int kRelocateThreads = 1024;
+__global__ void relocate_kernel(LoopState s, PointsView x) {
+  const std::int64_t b = blockIdx.x, K = s.k, N = s.n;
+  if (s.done[b]) return;
+  std::int64_t* counts = s.counts + b * K;
+  bool any = false;
+  for (std::int64_t j = threadIdx.x; j < K; j += blockDim.x)
+    if (counts[j] == 0) counts[j] = -1, any = true;  // -1: empty before any move
+  if (!__syncthreads_or(any)) return;
+
+  __shared__ float prev_d, red_d[32];
+  __shared__ long long prev_i, red_i[32];
+  if (threadIdx.x == 0) prev_d = __int_as_float(0x7f800000), prev_i = -1;
+  __syncthreads();
+  const float* dist = s.dist + b * N;
+  for (std::int64_t j = 0; j < K; ++j) {
+    if (counts[j] != -1) continue;  // uniform: every thread reads the same value
+    __syncthreads();
+    const float pd = prev_d;
+    const long long pi = prev_i;
+    float bd = -__int_as_float(0x7f800000);
+    long long bi = -1;
+    for (std::int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      const float di = dist[i];
+      const bool after = di < pd || (di == pd && i > pi);
+      if (after && (bi < 0 || di > bd)) bd = di, bi = i;  // i grows per thread: ties keep the lower
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+      const float od = __shfl_xor_sync(0xffffffffu, bd, off);
+      const long long oi = __shfl_xor_sync(0xffffffffu, bi, off);
+      if (oi >= 0 && (bi < 0 || od > bd || (od == bd && oi < bi))) bd = od, bi = oi;
+    }
+    if (threadIdx.x % 32 == 0) red_d[threadIdx.x / 32] = bd, red_i[threadIdx.x / 32] = bi;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+        if (red_i[w] >= 0 && (bi < 0 || red_d[w] > bd || (red_d[w] == bd && red_i[w] < bi))) bd = red_d[w], bi = red_i[w];
+      prev_d = bd, prev_i = bi;
+    }
+    __syncthreads();
+    const long long i = prev_i;
+    if (i < 0) break;  // fewer points than empty clusters cannot happen (K <= N)
+    const std::int64_t from = s.labels[b * N + i];
+    const std::int64_t row = b * x.batch_stride + i * x.row_stride;
+    const float scale = x.row_scale ? x.row_scale[b * N + i] : 1.f;
+    for (std::int64_t q = threadIdx.x; q < s.d; q += blockDim.x) {
+      const double v = load_as_float(x.data, row + q, x.dtype) * scale;
+      s.sums[(b * K + from) * s.d + q] -= v;
+      s.sums[(b * K + j) * s.d + q] = v;
+    }
+    if (threadIdx.x == 0) counts[from] -= 1, counts[j] = 1;
+    __syncthreads();
+  }
+  for (std::int64_t j = threadIdx.x; j < K; j += blockDim.x)
+    if (counts[j] == -1) counts[j] = 0;
+}
+
+// New centroid of cluster g: the mean of its members (or the old centroid when it has none),
+// normalised for cosine and dot; its squared shift and objective term; its compute-type row.
+__global__ void finalize_kernel(LoopState s, DType ct_type) {
+  __shared__ typename BlockSum::TempStorage tmp;
+  __shared__ double red;
+  extern __shared__ float row[];  // D floats
+  const std::int64_t g = blockIdx.x, b = g / s.k, j = g % s.k, D = s.d;
+  if (s.done[b]) return;
+  const std::int64_t count = s.counts[g];
+  const float* old = s.c + g * D;
+  double sq = 0;
+  for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
+    const float v = count > 0 ? static_cast<float>(s.sums[g * D + q] * (1.0 / static_cast<double>(count))) : old[q];
+    row[q] = v;
+    sq += static_cast<double>(v) * v;
+  }
+  if (s.metric != Metric::euclidean) {
+    const double norm = sqrt(block_sum(sq, tmp, &red));
+    const float inv = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
+    for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) row[q] *= inv;
+  }
+  double shift = 0, sc = 0, cc = 0;
+  for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
+    const double diff = static_cast<double>(row[q]) - old[q];
+    shift += diff * diff;
+    sc += s.sums[g * D + q] * row[q];
+    cc += static_cast<double>(row[q]) * row[q];
+  }
+  shift = block_sum(shift, tmp, &red);
+  sc = block_sum(sc, tmp, &red);
+  cc = block_sum(cc, tmp, &red);
+  for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
+    s.c_prev[g * D + q] = old[q];
+    s.c[g * D + q] = row[q];
+  }
+  if (threadIdx.x == 0) {
+    s.shift_k[g] = shift;
+    s.objective_k[g] = count == 0 ? 0.0 : s.metric == Metric::euclidean ? static_cast<double>(count) * cc - 2 * sc : sc;
+  }
+  __syncthreads();
+  write_compute_row(s, ct_type, b, j, row, tmp, &red);
+}
+
+// Per batch (one block each): the largest shift, the objective, the history entry, the
+// convergence test. The last block to finish advances the iteration and decides whether the
+// loop is finished.
+__global__ void bookkeeping_kernel(LoopState s, unsigned* ticket) {
+  __shared__ typename BlockSum::TempStorage tmp;
+  __shared__ double red;
+  const int it = *s.iteration;
+  const std::int64_t b = blockIdx.x;
+  if (!s.done[b]) {
+    double mx = 0, obj = 0;
+    for (std::int64_t j = threadIdx.x; j < s.k; j += blockDim.x) {
+      mx = fmax(mx, s.shift_k[b * s.k + j]);
+      obj += s.objective_k[b * s.k + j];
+    }
+    obj = block_sum(obj, tmp, &red);
+    mx = sqrt(BlockSum(tmp).Reduce(mx, [](double a, double c) { return a > c ? a : c; }));
+    if (threadIdx.x == 0) {
+      const double objective = s.metric == Metric::euclidean ? fmax(0.0, s.sum_xx[b] + obj)
+                               : s.metric == Metric::cosine  ? static_cast<double>(s.n) - obj
+                                                             : -obj;
+      if (s.history) {
+        double* h = s.history + (b * s.max_iter + it) * 3;
+        h[0] = mx, h[1] = objective, h[2] = s.changed[b];
+      }
+      s.changed[b] = 0;
+      s.n_iter[b] = it + 1;
+      if (mx < s.tol) s.done[b] = 1;
+    }
+  }
+  if (threadIdx.x == 0) {
+    __threadfence();
+    if (atomicAdd(ticket, 1u) == gridDim.x - 1) {  // the last block: every batch's verdict is in
+      __threadfence();
+      int all_done = 1;
+      for (std::int64_t c = 0; c < s.batches; ++c) all_done &= static_cast<volatile std::uint8_t*>(s.done)[c] != 0;
+      *s.iteration = it + 1;
+      *s.finished = (it + 1 >= s.max_iter || all_done) ? 1 : 0;
+      *ticket = 0;
+    }
+  }
+}
+
+__global__ void label_distances_kernel(LoopState s, PointsView x, const float* xx, float* dist) {
+  const std::int64_t at = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (at >= s.batches * s.n) return;
+  const std::int64_t b = at / s.n, i = at % s.n;
+  const float* c = s.c + (b * s.k + s.labels[at]) * s.d;
+  const std::int64_t row = b * x.batch_stride + i * x.row_stride;
+  const float scale = x.row_scale ? x.row_scale[at] : 1.f;
+  float acc = 0;
+  for (std::int64_t q = lane; q < s.d; q += 32) {
+    const float v = load_as_float(x.data, row + q, x.dtype) * scale;
+    acc += s.metric == Metric::euclidean ? (v - c[q]) * (v - c[q]) : v * c[q];
+  }
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (lane == 0) dist[at] = s.metric == Metric::euclidean ? acc : s.metric == Metric::cosine ? 1.f - acc : -acc;
+  (void)xx;
+}
+
+__global__ void batch_sums_kernel(const float* v, std::int64_t n, double* out) {
+  __shared__ typename BlockSum::TempStorage tmp;
+  __shared__ double red;
+  const float* p = v + blockIdx.x * n;
+  double s = 0;
+  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) s += p[i];
+  s = block_sum(s, tmp, &red);
+  if (threadIdx.x == 0) out[blockIdx.x] = s;
+}
+
+__global__ void restore_kernel(LoopState s) {
+  const std::int64_t g = blockIdx.x, b = g / s.k;
+  if (!s.done[b]) return;
+  for (std::int64_t q = threadIdx.x; q < s.d; q += blockDim.x) s.c[g * s.d + q] = s.c_prev[g * s.d + q];
+}
+
+// Whether rows can be read kColsPerLane elements at a time with aligned vector loads.
+bool vector_rows(const PointsView& x, std::int64_t d) {
+  const std::int64_t es = element_bytes(x.dtype), v = kColsPerLane * es;
+  return d % kColsPerLane == 0 && (x.row_stride * es) % v == 0 && (x.batch_stride * es) % v == 0 &&
+         reinterpret_cast<std::uintptr_t>(x.data) % v == 0;
+}
+
+unsigned blocks_for(std::int64_t threads, int per_block) {
+  return static_cast<unsigned>((threads + per_block - 1) / per_block);
+}
+
+}  // namespace
+
+void prepare_centroids(const LoopState& s, cudaStream_t stream) {
+  prepare_kernel<<<dim3(s.plan.kp, static_cast<unsigned>(s.batches)), kBlock, 0, stream>>>(s, compute_dtype(s.plan.kind));
+  FK_CUDA_LAUNCHED();
+}
+
+void cluster_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
+  const std::int64_t total = s.batches * s.n, clusters = s.batches * s.k;
+  offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(s.sorted_keys, total, clusters, s.offsets);
+  FK_CUDA_LAUNCHED();
+  mark("offsets");
+  const std::int64_t runs = (total + s.run_rows - 1) / s.run_rows;
+  runs_kernel<<<blocks_for(runs * 32, 256), 256, 0, stream>>>(s, x, total, vector_rows(x, s.d));
+  FK_CUDA_LAUNCHED();
+  mark("runs");
+  combine_kernel<<<dim3(static_cast<unsigned>(clusters), blocks_for(s.d, kBlock)), kBlock, 0, stream>>>(s);
+  FK_CUDA_LAUNCHED();
+  mark("combine");
+}
+
+void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes) {
+  s.dense = false;
+  const std::int64_t width = (s.d + kColsPerLane - 1) / kColsPerLane;
+  const std::int64_t per_copy = (s.k * s.d + s.k) * 4;
+  const std::int64_t groups = std::min<std::int64_t>(kDenseThreads / width, kDenseSmem / per_copy);
+  // Worth it only with enough threads per block to keep loads in flight; else sort-inverse.
+  if (groups < 1 || groups * width < 128) return;
+  s.dense = true;
+  s.dense_groups = static_cast<int>(groups);
+  // Blocks: about four per multiprocessor over all batches, but their partial sums (re-read by the
+  // combine) must stay small next to the points themselves.
+  const std::int64_t cap = std::max<std::int64_t>(std::max<std::int64_t>(point_bytes / 4, 8 << 20) / (s.k * s.d * 4), 1);
+  const std::int64_t blocks = std::min<std::int64_t>(4LL * multiprocessors, cap);
+  const std::int64_t per_batch = std::max<std::int64_t>(1, blocks / s.batches);
+  s.dense_rows = static_cast<int>(std::max<std::int64_t>(64, (s.n + per_batch - 1) / per_batch));
+}
+
+std::int64_t dense_blocks_per_batch(const LoopState& s) { return (s.n + s.dense_rows - 1) / s.dense_rows; }
+
+int plan_run_rows(std::int64_t total, int multiprocessors) {
+  // Enough warps to cover the machine several times over; longer runs mean fewer partial rows.
+  const std::int64_t warps = 32LL * multiprocessors;
+  return static_cast<int>(std::min<std::int64_t>(256, std::max<std::int64_t>(16, total / warps)));
+}
+
+void dense_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
+  const std::int64_t per_batch = dense_blocks_per_batch(s);
+  const std::size_t smem = static_cast<std::size_t>(s.dense_groups) * (s.k * s.d + s.k) * 4;
+  const int width = static_cast<int>((s.d + kColsPerLane - 1) / kColsPerLane);
+  dense_block_kernel<<<dim3(static_cast<unsigned>(per_batch), static_cast<unsigned>(s.batches)),
+                       static_cast<unsigned>(s.dense_groups * width), smem, stream>>>(s, x, per_batch, vector_rows(x, s.d));
+  FK_CUDA_LAUNCHED();
+  mark("dense");
+  dense_combine_kernel<<<dim3(static_cast<unsigned>(s.batches * s.k), blocks_for(s.d, kBlock)), kBlock, 0, stream>>>(s, per_batch);
+  FK_CUDA_LAUNCHED();
+  mark("combine");
+}
+
+void relocate_empty(const LoopState& s, const PointsView& x, cudaStream_t stream) {
+  relocate_kernel<<<static_cast<unsigned>(s.batches), kRelocateThreads, 0, stream>>>(s, x);
+  FK_CUDA_LAUNCHED();
+}
+
+void prepare_update(const LoopState& s) {
+  if (s.dense)
+    FK_CUDA(cudaFuncSetAttribute(dense_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kDenseSmem + 1024));
+  const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(s.d);
+  if (row_bytes > 48 * 1024)
+    FK_CUDA(cudaFuncSetAttribute(finalize_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(row_bytes)));
+}
+
+void finish_iteration(const LoopState& s, cudaStream_t stream, const StageMark& mark) {
+  const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(s.d);
+  finalize_kernel<<<static_cast<unsigned>(s.batches * s.k), kBlock, row_bytes, stream>>>(s, compute_dtype(s.plan.kind));
+  FK_CUDA_LAUNCHED();
+  mark("finalize");
+  bookkeeping_kernel<<<static_cast<unsigned>(s.batches), kBlock, 0, stream>>>(s, reinterpret_cast<unsigned*>(s.finished + 1));
+  FK_CUDA_LAUNCHED();
+  mark("bookkeeping");
+}
+
+void restore_converged(const LoopState& s, cudaStream_t stream) {
+  restore_kernel<<<static_cast<unsigned>(s.batches * s.k), kBlock, 0, stream>>>(s);
+  FK_CUDA_LAUNCHED();
+}
+
+void label_distances(const LoopState& s, const PointsView& x, const float* xx, float* dist, cudaStream_t stream) {
+  label_distances_kernel<<<blocks_for(s.batches * s.n * 32, 256), 256, 0, stream>>>(s, x, xx, dist);
+  FK_CUDA_LAUNCHED();
+}
+
+void batch_sums(const float* v, std::int64_t batches, std::int64_t n, double* out, cudaStream_t stream) {
+  batch_sums_kernel<<<static_cast<unsigned>(batches), kBlock, 0, stream>>>(v, n, out);
+  FK_CUDA_LAUNCHED();
+}
+
+}  // namespace flashkmeans::cuda

@@ -1,0 +1,111 @@
+// The centroid update on the device, without float atomics and in a fixed order (deterministic):
+// sort-inverse (point ids sorted by cluster), per-warp partial sums over fixed runs of the sorted
+// order, an ordered combine per cluster, then the division. Also the per-iteration bookkeeping
+// that keeps the whole loop on the device.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include <cuda_runtime.h>
+
+#include "cuda/assign.cuh"
+#include "flashkmeans/types.hpp"
+
+namespace flashkmeans::cuda {
+
+/// Called after each stage of an iteration with the stage's name (profiling); may do nothing.
+using StageMark = std::function<void(const char*)>;
+
+
+/// A (B, N, D) array of points as the update reads it (any of the three element types).
+struct PointsView {
+  const void* data = nullptr;
+  DType dtype = DType::float32;
+  std::int64_t batch_stride = 0, row_stride = 0;  ///< elements; unit column stride
+  std::int64_t batches = 0, n = 0, d = 0;
+  /// Optional (B * N): each row is read multiplied by this (cosine on 16-bit input: the update
+  /// reads the original rows times 1 / ||x||, as float32, rather than rounded unit rows).
+  const float* row_scale = nullptr;
+};
+
+/// The state of a fit that lives on the device (all pointers are device memory).
+struct LoopState {
+  std::int64_t batches = 0, n = 0, k = 0, d = 0;
+  Metric metric = Metric::euclidean;
+  int max_iter = 0;
+  double tol = 0;
+  bool final_assignment = true;
+  // centroids
+  float* c = nullptr;       ///< (B, K, D) current centroids
+  float* c_prev = nullptr;  ///< (B, K, D) before the last update
+  void* ct = nullptr;       ///< (B, kp, dp) compute-type copy for the assignment
+  float* h = nullptr;       ///< (B, kp)
+  AssignPlan plan;
+  // update
+  const std::int32_t* sorted_keys = nullptr;  ///< (B * N)
+  const std::int32_t* perm = nullptr;         ///< (B * N) point ids in sorted order
+  std::int32_t* offsets = nullptr;            ///< (B * K + 1)
+  float* partial = nullptr;                   ///< sort path: (B * N / run_rows + B * K + 1, D); dense: (blocks, K, D)
+  int run_rows = 256;                         ///< sort path: sorted positions per warp
+  // dense path (K * D small): per-block sums in shared memory, no sort
+  bool dense = false;
+  int dense_rows = 0;                   ///< points per block
+  int dense_groups = 1;                 ///< thread groups per block, each with its own copy of the sums
+  std::int32_t* partial_counts = nullptr;  ///< dense: (blocks, K)
+  double* sums = nullptr;                     ///< (B, K, D)
+  std::int64_t* counts = nullptr;             ///< (B, K)
+  double* shift_k = nullptr;                  ///< (B, K) ||c_new - c_old||^2
+  double* objective_k = nullptr;              ///< (B, K)
+  // per batch
+  const double* sum_xx = nullptr;  ///< (B) sum of ||x||^2 (euclidean objective)
+  int* changed = nullptr;          ///< (B)
+  std::uint8_t* done = nullptr;    ///< (B)
+  int* n_iter = nullptr;           ///< (B)
+  double* history = nullptr;       ///< (B, max_iter, 3): shift, objective, changed
+  int* iteration = nullptr;        ///< iterations run so far (all batches)
+  int* finished = nullptr;         ///< 1 once every batch is done or max_iter is reached
+  // assignment outputs used by the update
+  const std::int32_t* labels = nullptr;  ///< (B, N)
+  const float* dist = nullptr;           ///< (B, N)
+};
+
+/// The dense path's plan for this shape, or dense = false when K * D is too large for it.
+void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes);
+/// Blocks per batch of the dense path (partial has this many (K, D) slices per batch).
+std::int64_t dense_blocks_per_batch(const LoopState& s);
+/// Sorted positions per warp on the sort path, for this many points.
+int plan_run_rows(std::int64_t total, int multiprocessors);
+
+/// The compute-type centroids and score offsets of every batch, from s.c.
+void prepare_centroids(const LoopState& s, cudaStream_t stream);
+
+/// Sorted keys -> per-cluster offsets -> per-run partial sums -> ordered per-cluster sums.
+void cluster_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
+
+/// The dense path: per-block sums of the labelled points in shared memory (fixed order), then
+/// an ordered combine per cluster. Replaces the sort and cluster_sums when s.dense.
+void dense_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
+
+/// scikit-learn's relocation of empty clusters onto the points farthest from their centroids.
+void relocate_empty(const LoopState& s, const PointsView& x, cudaStream_t stream);
+
+/// Once per fit, before any launch (and outside graph capture).
+void prepare_update(const LoopState& s);
+
+/// New centroids, shifts and objective terms; then the per-batch convergence bookkeeping.
+void finish_iteration(const LoopState& s, cudaStream_t stream, const StageMark& mark);
+
+/// dist[i] = distance of point i to c[labels[i]] (the seed's convention at the end of a fit).
+void label_distances(const LoopState& s, const PointsView& x, const float* xx, float* dist, cudaStream_t stream);
+
+/// out[b] = sum of v[b, 0..N) in float64, in a fixed order.
+void batch_sums(const float* v, std::int64_t batches, std::int64_t n, double* out, cudaStream_t stream);
+
+}  // namespace flashkmeans::cuda
+
+namespace flashkmeans::cuda {
+/// Batches that converged get back the centroids from before their last update (the seed's
+/// convention when final_assignment is off).
+void restore_converged(const LoopState& s, cudaStream_t stream);
+}  // namespace flashkmeans::cuda
