@@ -111,19 +111,15 @@ __global__ void __launch_bounds__(kThreads) assign_kernel(AssignArgs a, int dp, 
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int wm = warp & 3, wn = warp >> 2;
+  // acc starts at -h_k and accumulates x.c: it ends as x.c - h_k = -score, so the running
+  // best is a maximum (one FMNMX per score; the index is looked up only when a tile improves).
   float acc[2][NT][4];
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < NT; ++ni)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
   float best_s[2][2];
   int best_i[2][2];
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-    for (int hr = 0; hr < 2; ++hr) best_s[mi][hr] = __int_as_float(0x7f800000), best_i[mi][hr] = 0x7fffffff;
+    for (int hr = 0; hr < 2; ++hr) best_s[mi][hr] = -__int_as_float(0x7f800000), best_i[mi][hr] = 0x7fffffff;
 
   load_x(0, xs);
   load_c(0, 0, cs);
@@ -142,6 +138,15 @@ __global__ void __launch_bounds__(kThreads) assign_kernel(AssignArgs a, int dp, 
     __syncthreads();
     const E* xb = xs + (resident ? 0 : (s & 1) * kBM * stride);
     const E* cb = cs + (s & 1) * BN * stride;
+    if (q == 0) {
+#pragma unroll
+      for (int ni = 0; ni < NT; ++ni) {
+        const int col = j * BN + wn * (BN / 2) + ni * 8 + 2 * t;
+        const float h0 = -__ldg(hb + col), h1 = -__ldg(hb + col + 1);
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi) acc[mi][ni][0] = h0, acc[mi][ni][1] = h1, acc[mi][ni][2] = h0, acc[mi][ni][3] = h1;
+      }
+    }
     for (int kk = 0; kk < dc; kk += KSTEP) {
       std::uint32_t af[2][4], as[2][4];
 #pragma unroll
@@ -192,19 +197,24 @@ __global__ void __launch_bounds__(kThreads) assign_kernel(AssignArgs a, int dp, 
       }
     }
     if (q == nchunks - 1) {
-      // Scores of this centroid tile; columns grow with ni, so a strict < keeps the lowest index.
+      // The tile's best per row; only when it beats the running best is its column looked up
+      // (the lowest column holding the maximum: ties keep the lowest index, as earlier tiles do).
 #pragma unroll
-      for (int ni = 0; ni < NT; ++ni) {
-        const int col = j * BN + wn * (BN / 2) + ni * 8 + 2 * t;
-        const float h0 = __ldg(hb + col), h1 = __ldg(hb + col + 1);
+      for (int mi = 0; mi < 2; ++mi) {
 #pragma unroll
-        for (int mi = 0; mi < 2; ++mi) {
+        for (int hr = 0; hr < 2; ++hr) {
+          float m = acc[mi][0][2 * hr];
 #pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            const float s0 = h0 - acc[mi][ni][2 * hr], s1 = h1 - acc[mi][ni][2 * hr + 1];
-            if (s0 < best_s[mi][hr]) best_s[mi][hr] = s0, best_i[mi][hr] = col;
-            if (s1 < best_s[mi][hr]) best_s[mi][hr] = s1, best_i[mi][hr] = col + 1;
-            acc[mi][ni][2 * hr] = 0.f, acc[mi][ni][2 * hr + 1] = 0.f;
+          for (int ni = 0; ni < NT; ++ni) m = fmaxf(m, fmaxf(acc[mi][ni][2 * hr], acc[mi][ni][2 * hr + 1]));
+          if (m > best_s[mi][hr]) {
+            int idx = 0;
+#pragma unroll
+            for (int ni = NT - 1; ni >= 0; --ni) {
+              const int col = j * BN + wn * (BN / 2) + ni * 8 + 2 * t;
+              if (acc[mi][ni][2 * hr + 1] == m) idx = col + 1;
+              if (acc[mi][ni][2 * hr] == m) idx = col;
+            }
+            best_s[mi][hr] = m, best_i[mi][hr] = idx;
           }
         }
       }
@@ -219,7 +229,7 @@ __global__ void __launch_bounds__(kThreads) assign_kernel(AssignArgs a, int dp, 
   for (int mi = 0; mi < 2; ++mi) {
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      float s = best_s[mi][hr];
+      float s = -best_s[mi][hr];  // back to the score h_k - x.c
       int i = best_i[mi][hr];
 #pragma unroll
       for (int off = 1; off <= 2; off <<= 1) {

@@ -221,6 +221,7 @@ __global__ void dense_combine_kernel(LoopState s, std::int64_t blocks_per_batch)
   const std::int64_t g = blockIdx.x, b = g / s.k, j = g % s.k;
   const std::int64_t col = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   const std::int64_t first = b * blocks_per_batch;
+  constexpr int kInFlight = 8;  // loads issued together, added in block order
   if (col == 0) {
     std::int64_t c = 0;
     for (std::int64_t p = 0; p < blocks_per_batch; ++p) c += s.partial_counts[(first + p) * s.k + j];
@@ -228,7 +229,14 @@ __global__ void dense_combine_kernel(LoopState s, std::int64_t blocks_per_batch)
   }
   if (col >= s.d) return;
   double sum = 0;
-  for (std::int64_t p = 0; p < blocks_per_batch; ++p) sum += s.partial[((first + p) * s.k + j) * s.d + col];
+  for (std::int64_t p0 = 0; p0 < blocks_per_batch; p0 += kInFlight) {
+    float v[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u)
+      v[u] = p0 + u < blocks_per_batch ? s.partial[((first + p0 + u) * s.k + j) * s.d + col] : 0.f;
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) sum += v[u];
+  }
   s.sums[g * s.d + col] = sum;
 }
 
@@ -469,7 +477,7 @@ void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes) {
   const std::int64_t cap = std::max<std::int64_t>(std::max<std::int64_t>(point_bytes / 4, 8 << 20) / (s.k * s.d * 4), 1);
   const std::int64_t blocks = std::min<std::int64_t>(4LL * multiprocessors, cap);
   const std::int64_t per_batch = std::max<std::int64_t>(1, blocks / s.batches);
-  s.dense_rows = static_cast<int>(std::max<std::int64_t>(64, (s.n + per_batch - 1) / per_batch));
+  s.dense_rows = static_cast<int>(std::max<std::int64_t>(256, (s.n + per_batch - 1) / per_batch));
 }
 
 std::int64_t dense_blocks_per_batch(const LoopState& s) { return (s.n + s.dense_rows - 1) / s.dense_rows; }
