@@ -129,6 +129,23 @@ double sum_sq_norms(const BatchRows& x, int n_threads) {
   return std::accumulate(row.begin(), row.end(), 0.0);
 }
 
+// The euclidean distances reported (per point, and summed into the inertia) from the differences
+// ||x - c||^2 rather than the expanded form the assignment ranks with, which loses digits for points
+// far from the origin (its error grows with ||x||^2 + ||c||^2, not with the distance).
+void exact_distances(const BatchRows& x, const float* c, const std::int32_t* labels, Metric metric, float* dist,
+                     int n_threads) {
+  if (metric != Metric::euclidean) return;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (std::int64_t i = 0; i < x.n; ++i) {
+    const float* r = x.rows + i * x.ld;
+    const float* cj = c + static_cast<std::int64_t>(labels[i]) * x.d;
+    float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+    for (std::int64_t q = 0; q < x.d; ++q) acc += (r[q] - cj[q]) * (r[q] - cj[q]);
+    dist[i] = acc;
+  }
+}
+
 double fixed_order_total(const float* v, std::int64_t n) {
   double s = 0;
   for (std::int64_t i = 0; i < n; ++i) s += v[i];
@@ -190,6 +207,7 @@ BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions&
     assigner->assign(c.data(), {labels, dist, nullptr, nullptr});
   else
     assigner->distances(c.data(), labels, dist);
+  exact_distances(rows, c.data(), labels, opt.metric, dist, n_threads);
   out.inertia = fixed_order_total(dist, n);
   std::memcpy(centroids, c.data(), sizeof(float) * k * d);
   return out;
@@ -257,7 +275,9 @@ void predict_into(const TensorView& x, const TensorView& centroids, const Predic
       auto assigner = detail::cpu_backend().make_assigner(rows, {k, metric, Algorithm::lloyd, n_threads});
       std::int32_t* labels = out.labels + b * x.rows;
       std::fill(labels, labels + x.rows, -1);
-      assigner->assign(c.data(), {labels, out.distances ? out.distances + b * x.rows : dist.data(), nullptr, nullptr});
+      float* d_out = out.distances ? out.distances + b * x.rows : dist.data();
+      assigner->assign(c.data(), {labels, d_out, nullptr, nullptr});
+      detail::exact_distances(rows, c.data(), labels, metric, d_out, n_threads);
     }
     return 0;
   });

@@ -471,13 +471,15 @@ void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes) {
   // Worth it only with enough threads per block to keep loads in flight; else sort-inverse.
   if (groups < 1 || groups * width < 128) return;
   s.dense = true;
-  s.dense_groups = static_cast<int>(groups);
   // Blocks: about four per multiprocessor over all batches, but their partial sums (re-read by the
   // combine) must stay small next to the points themselves.
   const std::int64_t cap = std::max<std::int64_t>(std::max<std::int64_t>(point_bytes / 4, 8 << 20) / (s.k * s.d * 4), 1);
   const std::int64_t blocks = std::min<std::int64_t>(4LL * multiprocessors, cap);
   const std::int64_t per_batch = std::max<std::int64_t>(1, blocks / s.batches);
   s.dense_rows = static_cast<int>(std::max<std::int64_t>(256, (s.n + per_batch - 1) / per_batch));
+  // Each group's copy of the sums is zeroed and folded in at the end: no more groups than keep
+  // about 64 points each busy.
+  s.dense_groups = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(groups, s.dense_rows / 64)));
 }
 
 std::int64_t dense_blocks_per_batch(const LoopState& s) { return (s.n + s.dense_rows - 1) / s.dense_rows; }
