@@ -63,18 +63,21 @@ __host__ __device__ constexpr int k_step(MmaKind k) { return element_size(k) == 
 // Shared-memory row stride (elements) for rows of dc elements: a multiple of 16 bytes whose
 // 32-bit word count is 8 mod 32, so that the 64-bit fragment loads of a half-warp (8 rows x 4
 // threads) hit 32 distinct banks.
-int smem_stride(int dc, int esize) {
-  const int words = dc * esize / 4;
-  const int pad = ((8 - words % 32) % 32 + 32) % 32;
-  return (words + pad) * 4 / esize;
+__host__ __device__ constexpr int smem_stride(int dc, int esize) {
+  return (dc * esize / 4 + ((8 - (dc * esize / 4) % 32) % 32 + 32) % 32) * 4 / esize;
 }
 
 __device__ __forceinline__ bool better(float s, int i, float bs, int bi) { return s < bs || (s == bs && i < bi); }
 
-template <MmaKind KIND, int BN>
-__global__ void __launch_bounds__(kThreads) assign_kernel(AssignArgs a, int dp, int kp, int dc, bool resident, int stride) {
+// FIXED_DC: the D chunk as a compile-time constant (0: taken from dc_arg). With it the k loop
+// unrolls and every shared-memory address is a constant offset from one register per operand.
+template <MmaKind KIND, int BN, int FIXED_DC>
+__global__ void __launch_bounds__(kThreads)
+    assign_kernel(AssignArgs a, int dp, int kp, int dc_arg, bool resident, int stride_arg) {
   constexpr int ES = element_size(KIND);
   constexpr int KSTEP = k_step(KIND);
+  const int dc = FIXED_DC ? FIXED_DC : dc_arg;
+  const int stride = FIXED_DC ? smem_stride(FIXED_DC, ES) : stride_arg;
   constexpr int NT = BN / 16;  // 8-wide centroid tiles per warp (two warps share BN)
   using E = std::conditional_t<ES == 2, std::uint16_t, float>;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -147,18 +150,21 @@ __global__ void __launch_bounds__(kThreads) assign_kernel(AssignArgs a, int dp, 
         for (int mi = 0; mi < 2; ++mi) acc[mi][ni][0] = h0, acc[mi][ni][1] = h1, acc[mi][ni][2] = h0, acc[mi][ni][3] = h1;
       }
     }
+    const E* xa = xb + (wm * 32 + g) * stride + (ES == 2 ? 4 : 2) * t;   // this thread's A fragment
+    const E* cbt = cb + (wn * (BN / 2) + g) * stride + (ES == 2 ? 4 : 2) * t;  // and its B fragment
+#pragma unroll(FIXED_DC ? FIXED_DC / KSTEP : 1)
     for (int kk = 0; kk < dc; kk += KSTEP) {
       std::uint32_t af[2][4], as[2][4];
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi) {
-        const int r = wm * 32 + mi * 16 + g;
+        const int r = mi * 16;
         if constexpr (ES == 2) {
-          const uint2 lo = *reinterpret_cast<const uint2*>(xb + r * stride + kk + 4 * t);
-          const uint2 hi = *reinterpret_cast<const uint2*>(xb + (r + 8) * stride + kk + 4 * t);
+          const uint2 lo = *reinterpret_cast<const uint2*>(xa + r * stride + kk);
+          const uint2 hi = *reinterpret_cast<const uint2*>(xa + (r + 8) * stride + kk);
           af[mi][0] = lo.x, af[mi][1] = hi.x, af[mi][2] = lo.y, af[mi][3] = hi.y;
         } else {
-          const float2 lo = *reinterpret_cast<const float2*>(xb + r * stride + kk + 2 * t);
-          const float2 hi = *reinterpret_cast<const float2*>(xb + (r + 8) * stride + kk + 2 * t);
+          const float2 lo = *reinterpret_cast<const float2*>(xa + r * stride + kk);
+          const float2 hi = *reinterpret_cast<const float2*>(xa + (r + 8) * stride + kk);
           const float v[4] = {lo.x, hi.x, lo.y, hi.y};
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
@@ -169,15 +175,15 @@ __global__ void __launch_bounds__(kThreads) assign_kernel(AssignArgs a, int dp, 
       }
 #pragma unroll
       for (int ni = 0; ni < NT; ++ni) {
-        const int n = wn * (BN / 2) + ni * 8 + g;
+        const int n = ni * 8;
         std::uint32_t b0, b1;
         if constexpr (ES == 2) {
-          const uint2 bv = *reinterpret_cast<const uint2*>(cb + n * stride + kk + 4 * t);
+          const uint2 bv = *reinterpret_cast<const uint2*>(cbt + n * stride + kk);
           b0 = bv.x, b1 = bv.y;
 #pragma unroll
           for (int mi = 0; mi < 2; ++mi) mma<KIND>(acc[mi][ni], af[mi], b0, b1);
         } else {
-          const float2 bv = *reinterpret_cast<const float2*>(cb + n * stride + kk + 2 * t);
+          const float2 bv = *reinterpret_cast<const float2*>(cbt + n * stride + kk);
           if constexpr (KIND == MmaKind::tf32) {
             b0 = __float_as_uint(bv.x), b1 = __float_as_uint(bv.y);  // stored rounded to tf32
           } else {
@@ -270,13 +276,20 @@ template <MmaKind KIND, int BN>
 void launch_kind(const AssignPlan& p, const AssignArgs& a, cudaStream_t stream) {
   const int stride = smem_stride(p.dc, element_size(KIND));
   const dim3 grid(static_cast<unsigned>((a.n + kBM - 1) / kBM), static_cast<unsigned>(a.batches));
-  assign_kernel<KIND, BN><<<grid, kThreads, p.smem_bytes, stream>>>(a, p.dp, p.kp, p.dc, p.resident, stride);
+  if (p.dc == 128)
+    assign_kernel<KIND, BN, 128><<<grid, kThreads, p.smem_bytes, stream>>>(a, p.dp, p.kp, p.dc, p.resident, stride);
+  else if (p.dc == 64)
+    assign_kernel<KIND, BN, 64><<<grid, kThreads, p.smem_bytes, stream>>>(a, p.dp, p.kp, p.dc, p.resident, stride);
+  else
+    assign_kernel<KIND, BN, 0><<<grid, kThreads, p.smem_bytes, stream>>>(a, p.dp, p.kp, p.dc, p.resident, stride);
   FK_CUDA_LAUNCHED();
 }
 
 template <MmaKind KIND, int BN>
 void allow_smem() {
-  FK_CUDA(cudaFuncSetAttribute(assign_kernel<KIND, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit));
+  FK_CUDA(cudaFuncSetAttribute(assign_kernel<KIND, BN, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit));
+  FK_CUDA(cudaFuncSetAttribute(assign_kernel<KIND, BN, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit));
+  FK_CUDA(cudaFuncSetAttribute(assign_kernel<KIND, BN, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit));
 }
 
 template <int BN>
