@@ -1,6 +1,7 @@
 // Every bad input throws flashkmeans::Error with the right kind and a message naming the problem.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <initializer_list>
@@ -282,6 +283,153 @@ TEST_F(PredictErrors, BadViewsAndThreads) {
 TEST_F(PredictErrors, UnknownMetric) {
   expect_error([&] { fk::predict(xv, TensorView::matrix(c.data(), K, D), static_cast<Metric>(9)); },
                ErrorKind::invalid_argument, {"metric"});
+}
+
+// Under cosine a row of norm zero has no direction: rejected in x, in given centroids and in the
+// centroids of predict, in every dtype; euclidean and dot accept it.
+TEST_F(FitErrors, ZeroRowsUnderCosine) {
+  for (DType dt : {DType::float32, DType::float16, DType::bfloat16}) {
+    SCOPED_TRACE(fk::to_string(dt));
+    std::vector<float> xz = x;
+    for (std::int64_t q = 0; q < D; ++q) xz[static_cast<std::size_t>((1 * N + 6) * D + q)] = 0.f;
+    xz[static_cast<std::size_t>((1 * N + 9) * D)] = 0.f;  // one zero coordinate is fine
+    const fkt::Array a = fkt::make_array(xz, 2, N, D, dt);
+    opt.metric = Metric::cosine;
+    expect_error([&] { fk::fit(a.view(), opt); }, ErrorKind::invalid_argument,
+                 {"x has a zero row (norm below 1e-12; first in batch 1, row 6)", "cosine"});
+    const fkt::Array cs = fkt::make_array(c, 2, K, D, dt);
+    expect_error([&] { fk::predict(a.view(), cs.view(), Metric::cosine); }, ErrorKind::invalid_argument,
+                 {"x has a zero row", "batch 1, row 6"});
+    for (Metric m : {Metric::euclidean, Metric::dot}) {
+      opt.metric = m;
+      EXPECT_NO_THROW(fk::fit(a.view(), opt)) << fk::to_string(m);
+      EXPECT_NO_THROW(fk::predict(a.view(), cs.view(), m)) << fk::to_string(m);
+    }
+  }
+  std::vector<float> cz = c;
+  for (std::int64_t q = 0; q < D; ++q) cz[static_cast<std::size_t>(3 * D + q)] = 0.f;
+  opt.metric = Metric::cosine;
+  opt.init = fk::Init::given;
+  opt.init_centroids = TensorView::matrix(cz.data(), K, D);
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"init_centroids has a zero row", "row 3", "cosine"});
+  expect_error([&] { fk::predict(xv, TensorView::matrix(cz.data(), K, D), Metric::cosine); },
+               ErrorKind::invalid_argument, {"centroids has a zero row", "batch 0, row 3"});
+  for (std::int64_t q = 0; q < D; ++q) cz[static_cast<std::size_t>(3 * D + q)] = 1e-14f;  // norm 1.7e-14
+  expect_error([&] { fk::predict(xv, TensorView::matrix(cz.data(), K, D), Metric::cosine); },
+               ErrorKind::invalid_argument, {"centroids has a zero row", "row 3"});
+}
+
+// Sizes whose products do not fit the library's indices: more than 2^31 - 1 rows (labels are
+// int32), more elements than 64-bit offsets can address, strides that reach past that range.
+// Validation rejects them before any element is read.
+TEST_F(FitErrors, SizesThatOverflow) {
+  TensorView big = xv;
+  big.rows = std::int64_t{1} << 31;
+  big.row_stride = D;
+  opt.n_clusters = 2;
+  expect_error([&] { fk::fit(big, opt); }, ErrorKind::invalid_argument,
+               {"x has 2147483648 rows; at most 2^31 - 1 rows per batch are supported"});
+  expect_error([&] { fk::predict(big, TensorView::matrix(c.data(), K, D)); }, ErrorKind::invalid_argument,
+               {"x has 2147483648 rows"});
+  TensorView many = TensorView::batched(x.data(), std::int64_t{1} << 40, std::int64_t{1} << 20, std::int64_t{1} << 10);
+  expect_error([&] { fk::fit(many, opt); }, ErrorKind::invalid_argument, {"x has too many elements to index"});
+  TensorView far = xv;
+  far.row_stride = std::int64_t{1} << 62;
+  expect_error([&] { fk::fit(far, opt); }, ErrorKind::invalid_argument,
+               {"x has strides (60, 4611686018427387904, 1) that place its last element beyond 4e18 elements"});
+  TensorView cfar = TensorView::matrix(c.data(), K, D);
+  cfar.col_stride = std::int64_t{1} << 61;
+  expect_error([&] { fk::predict(xv, cfar); }, ErrorKind::invalid_argument, {"centroids has strides", "beyond 4e18"});
+}
+
+TEST_F(FitErrors, NullOutputBuffers) {
+  std::vector<std::int32_t> labels(N);
+  std::vector<float> cent(K * D);
+  expect_error([&] { fk::fit_into(xv, opt, {nullptr, cent.data(), nullptr}); }, ErrorKind::invalid_argument,
+               {"fit_into needs labels and centroids buffers: got a null pointer"});
+  expect_error([&] { fk::fit_into(xv, opt, {labels.data(), nullptr, nullptr}); }, ErrorKind::invalid_argument,
+               {"fit_into needs labels and centroids buffers: got a null pointer"});
+  expect_error([&] { fk::predict_into(xv, TensorView::matrix(c.data(), K, D), {}, {nullptr, nullptr, nullptr}); },
+               ErrorKind::invalid_argument, {"predict_into needs a labels buffer: got a null pointer"});
+}
+
+// On any validation error fit_into and predict_into write nothing: poisoned outputs stay poisoned.
+TEST_F(FitErrors, NothingWrittenOnError) {
+  constexpr std::int32_t kLabel = 0x5a5a5a5a;
+  constexpr float kValue = -7.25e33f;
+  const std::int64_t nb = 2;
+  std::vector<float> x2(x.begin(), x.begin() + nb * N * D), c2(x.begin(), x.begin() + nb * K * D);
+  std::vector<float> xbad = x2, xzero = x2;
+  xbad[static_cast<std::size_t>((1 * N + 17) * D + 1)] = std::numeric_limits<float>::quiet_NaN();  // last batch
+  for (std::int64_t q = 0; q < D; ++q) xzero[static_cast<std::size_t>((1 * N + 19) * D + q)] = 0.f;
+  const TensorView good = TensorView::batched(x2.data(), nb, N, D);
+  const TensorView cgood = TensorView::batched(c2.data(), nb, K, D);
+
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(nb * N));
+  std::vector<float> cent(static_cast<std::size_t>(nb * K * D)), dist(static_cast<std::size_t>(nb * N));
+  const fk::OutputBuffers out{labels.data(), cent.data(), dist.data()};
+  auto poison = [&] {
+    std::fill(labels.begin(), labels.end(), kLabel);
+    std::fill(cent.begin(), cent.end(), kValue);
+    std::fill(dist.begin(), dist.end(), kValue);
+  };
+  auto untouched = [&](const char* what) {
+    EXPECT_TRUE(std::all_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; })) << what;
+    EXPECT_TRUE(std::all_of(cent.begin(), cent.end(), [](float v) { return v == kValue; })) << what;
+    EXPECT_TRUE(std::all_of(dist.begin(), dist.end(), [](float v) { return v == kValue; })) << what;
+  };
+
+  struct FitCase {
+    const char* name;
+    std::function<void(TensorView&, fk::KMeansOptions&)> change;
+  };
+  const FitCase fit_cases[] = {
+      {"NaN in the last batch", [&](TensorView& v, fk::KMeansOptions&) { v.data = xbad.data(); }},
+      {"zero row under cosine", [&](TensorView& v, fk::KMeansOptions& o) { v.data = xzero.data(), o.metric = Metric::cosine; }},
+      {"K > N", [](TensorView&, fk::KMeansOptions& o) { o.n_clusters = N + 1; }},
+      {"max_iter = 0", [](TensorView&, fk::KMeansOptions& o) { o.max_iter = 0; }},
+      {"given centroids of wrong shape", [&](TensorView&, fk::KMeansOptions& o) {
+         o.init = fk::Init::given, o.init_centroids = TensorView::batched(c2.data(), 1, K, D); }},
+      {"NaN in given centroids", [&](TensorView&, fk::KMeansOptions& o) {
+         c2[5] = std::numeric_limits<float>::infinity();
+         o.init = fk::Init::given, o.init_centroids = TensorView::batched(c2.data(), nb, K, D); }},
+      {"negative stride", [](TensorView& v, fk::KMeansOptions&) { v.col_stride = -1; }},
+  };
+  for (const FitCase& fc : fit_cases) {
+    std::vector<float> c_saved = c2;
+    TensorView v = good;
+    fk::KMeansOptions o = opt;
+    fc.change(v, o);
+    poison();
+    EXPECT_THROW(fk::fit_into(v, o, out), fk::Error) << fc.name;
+    untouched(fc.name);
+    c2 = c_saved;
+  }
+  const std::pair<const char*, std::function<void()>> predict_cases[] = {
+      {"NaN in x", [&] { fk::predict_into(TensorView::batched(xbad.data(), nb, N, D), cgood, {}, out); }},
+      {"NaN in centroids", [&] {
+         std::vector<float> cb = c2;
+         cb.back() = std::numeric_limits<float>::quiet_NaN();
+         fk::predict_into(good, TensorView::batched(cb.data(), nb, K, D), {}, out); }},
+      {"zero row under cosine", [&] {
+         fk::PredictOptions po;
+         po.metric = Metric::cosine;
+         fk::predict_into(TensorView::batched(xzero.data(), nb, N, D), cgood, po, out); }},
+      {"D mismatch", [&] { fk::predict_into(good, TensorView::batched(c2.data(), nb, K - 1, D + 1), {}, out); }},
+      {"batch mismatch", [&] { fk::predict_into(good, TensorView::batched(c2.data(), 3, 1, D), {}, out); }},
+      {"negative threads", [&] {
+         fk::PredictOptions po;
+         po.n_threads = -1;
+         fk::predict_into(good, cgood, po, out); }},
+  };
+  for (const auto& [name, call] : predict_cases) {
+    poison();
+    EXPECT_THROW(call(), fk::Error) << name;
+    untouched(name);
+  }
+  // The same buffers are filled by a good call.
+  EXPECT_NO_THROW(fk::fit_into(good, opt, out));
+  EXPECT_TRUE(std::none_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; }));
 }
 
 // Nothing is written or half-done on a throw: the output of a good call afterwards is unaffected.

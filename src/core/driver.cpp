@@ -213,15 +213,8 @@ BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions&
   return out;
 }
 
-}  // namespace
-}  // namespace detail
-
-FitSummary fit_into(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out) {
-  const int n_threads = detail::resolve_threads(opt.n_threads);
-  detail::validate_fit(x, opt, n_threads);
-  FK_CHECK(out.labels != nullptr && out.centroids != nullptr, invalid_argument,
-           "fit_into needs labels and centroids buffers: got a null pointer");
-  if (x.device.type == DeviceType::cuda) return detail::cuda_fit_into(x, opt, out);
+// fit on host data that validate_fit has accepted.
+FitSummary fit_host(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out, int n_threads) {
   const Algorithm algo = detail::resolve_algorithm(opt.algorithm, opt.metric, x.rows, opt.n_clusters);
   return detail::with_memory_check([&] {
     FitSummary r;
@@ -238,11 +231,50 @@ FitSummary fit_into(const TensorView& x, const KMeansOptions& opt, const OutputB
   });
 }
 
+// predict on host data that validate_predict has accepted.
+void predict_host(const TensorView& x, const TensorView& centroids, const PredictOptions& opt,
+                  const OutputBuffers& out, int n_threads) {
+  const Metric metric = opt.metric;
+  with_memory_check([&] {
+    const std::int64_t k = centroids.rows, d = x.cols;
+    std::vector<float> staged, c(static_cast<std::size_t>(k * d)), dist;
+    if (!out.distances) dist.resize(static_cast<std::size_t>(x.rows));
+    for (std::int64_t b = 0; b < x.batch; ++b) {
+      const BatchRows rows = prepare_batch(x, b, metric, staged, n_threads);
+      copy_batch(centroids, centroids.batch == 1 ? 0 : b, c.data());
+      if (metric == Metric::cosine) normalize_centroids(c.data(), k, d);
+      auto assigner = cpu_backend().make_assigner(rows, {k, metric, Algorithm::lloyd, n_threads});
+      std::int32_t* labels = out.labels + b * x.rows;
+      std::fill(labels, labels + x.rows, -1);
+      float* d_out = out.distances ? out.distances + b * x.rows : dist.data();
+      assigner->assign(c.data(), {labels, d_out, nullptr, nullptr});
+      exact_distances(rows, c.data(), labels, metric, d_out, n_threads);
+    }
+    return 0;
+  });
+}
+
+}  // namespace
+}  // namespace detail
+
+// Every entry point validates before it allocates or writes anything: on error the caller's
+// buffers are untouched and no output-sized allocation is attempted.
+FitSummary fit_into(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out) {
+  const int n_threads = detail::resolve_threads(opt.n_threads);
+  detail::validate_fit(x, opt, n_threads);
+  FK_CHECK(out.labels != nullptr && out.centroids != nullptr, invalid_argument,
+           "fit_into needs labels and centroids buffers: got a null pointer");
+  if (x.device.type == DeviceType::cuda) return detail::cuda_fit_into(x, opt, out);
+  return detail::fit_host(x, opt, out, n_threads);
+}
+
 KMeansResult fit(const TensorView& x, const KMeansOptions& opt) {
   if (x.device.type == DeviceType::cuda) {
     detail::validate_fit(x, opt, 1);
     return detail::cuda_fit(x, opt);
   }
+  const int n_threads = detail::resolve_threads(opt.n_threads);
+  detail::validate_fit(x, opt, n_threads);
   KMeansResult r;
   r.batch = x.batch, r.n = x.rows, r.k = opt.n_clusters, r.d = x.cols;
   detail::with_memory_check([&] {
@@ -250,7 +282,7 @@ KMeansResult fit(const TensorView& x, const KMeansOptions& opt) {
     r.centroids.resize(static_cast<std::size_t>(std::max<std::int64_t>(0, x.batch * r.k * r.d)));
     return 0;
   });
-  FitSummary s = fit_into(x, opt, {r.labels.data(), r.centroids.data(), nullptr});
+  FitSummary s = detail::fit_host(x, opt, {r.labels.data(), r.centroids.data(), nullptr}, n_threads);
   r.n_iter = std::move(s.n_iter), r.inertia = std::move(s.inertia), r.converged = std::move(s.converged);
   return r;
 }
@@ -263,35 +295,20 @@ void predict_into(const TensorView& x, const TensorView& centroids, const Predic
   detail::validate_predict(x, centroids, opt.metric, n_threads);
   FK_CHECK(out.labels != nullptr, invalid_argument, "predict_into needs a labels buffer: got a null pointer");
   if (x.device.type == DeviceType::cuda) return detail::cuda_predict_into(x, centroids, opt, out);
-  const Metric metric = opt.metric;
-  detail::with_memory_check([&] {
-    const std::int64_t k = centroids.rows, d = x.cols;
-    std::vector<float> staged, c(static_cast<std::size_t>(k * d)), dist;
-    if (!out.distances) dist.resize(static_cast<std::size_t>(x.rows));
-    for (std::int64_t b = 0; b < x.batch; ++b) {
-      const detail::BatchRows rows = detail::prepare_batch(x, b, metric, staged, n_threads);
-      detail::copy_batch(centroids, centroids.batch == 1 ? 0 : b, c.data());
-      if (metric == Metric::cosine) detail::normalize_centroids(c.data(), k, d);
-      auto assigner = detail::cpu_backend().make_assigner(rows, {k, metric, Algorithm::lloyd, n_threads});
-      std::int32_t* labels = out.labels + b * x.rows;
-      std::fill(labels, labels + x.rows, -1);
-      float* d_out = out.distances ? out.distances + b * x.rows : dist.data();
-      assigner->assign(c.data(), {labels, d_out, nullptr, nullptr});
-      detail::exact_distances(rows, c.data(), labels, metric, d_out, n_threads);
-    }
-    return 0;
-  });
+  detail::predict_host(x, centroids, opt, out, n_threads);
 }
 
 PredictResult predict(const TensorView& x, const TensorView& centroids, Metric metric, int n_threads) {
   PredictOptions opt;
   opt.metric = metric, opt.n_threads = n_threads;
+  FK_CHECK(n_threads >= 0, invalid_argument,
+           "n_threads = " << n_threads << " is not allowed: expected 0 (all cores) or a positive count");
   if (x.device.type == DeviceType::cuda) {
-    FK_CHECK(n_threads >= 0, invalid_argument,
-             "n_threads = " << n_threads << " is not allowed: expected 0 (all cores) or a positive count");
     detail::validate_predict(x, centroids, metric, 1);
     return detail::cuda_predict(x, centroids, opt);
   }
+  const int threads = detail::resolve_threads(n_threads);
+  detail::validate_predict(x, centroids, metric, threads);
   PredictResult r;
   r.batch = x.batch, r.n = x.rows;
   detail::with_memory_check([&] {
@@ -299,7 +316,7 @@ PredictResult predict(const TensorView& x, const TensorView& centroids, Metric m
     r.distances.resize(r.labels.size());
     return 0;
   });
-  predict_into(x, centroids, opt, {r.labels.data(), nullptr, r.distances.data()});
+  detail::predict_host(x, centroids, opt, {r.labels.data(), nullptr, r.distances.data()}, threads);
   return r;
 }
 

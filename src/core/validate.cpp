@@ -47,6 +47,14 @@ void validate_view(const TensorView& v, const char* what) {
            what << " has " << v.rows << " rows; at most 2^31 - 1 rows per batch are supported");
   const double elems = static_cast<double>(v.batch) * static_cast<double>(v.rows) * static_cast<double>(v.cols);
   FK_CHECK(elems < 4.0e18, invalid_argument, what << " has too many elements to index");
+  // Offsets are computed in 64-bit elements: the farthest element must stay well inside that range.
+  const double span = static_cast<double>(v.batch - 1) * static_cast<double>(v.batch_stride) +
+                      static_cast<double>(v.rows - 1) * static_cast<double>(v.row_stride) +
+                      static_cast<double>(v.cols - 1) * static_cast<double>(v.col_stride);
+  FK_CHECK(span < 4.0e18, invalid_argument,
+           what << " has strides (" << v.batch_stride << ", " << v.row_stride << ", " << v.col_stride
+                << ") that place its last element beyond 4e18 elements from its first; expected strides "
+                   "within addressable memory");
 }
 
 void validate_finite(const TensorView& v, const char* what, int n_threads) {
@@ -76,6 +84,30 @@ void validate_finite(const TensorView& v, const char* what, int n_threads) {
     FK_CHECK(false, invalid_argument,
              what << " contains NaN or infinity (first in batch " << r / v.rows << ", row "
                   << r % v.rows << "); expected finite values");
+  }
+}
+
+void validate_directions(const TensorView& v, const char* what, int n_threads) {
+  if (v.device.type != DeviceType::cpu) return;  // device data is not read on the host
+  std::int64_t bad = -1;  // as in validate_finite: rows - (index of the first bad row)
+  const std::int64_t rows = v.batch * v.rows;
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(max : bad)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t b = r / v.rows, i = r % v.rows;
+    double s = 0;
+    for (std::int64_t j = 0; j < v.cols; ++j) {
+      const double e = element(v, b, i, j);
+      s += e * e;
+    }
+    // normalize_rows divides by max(norm, 1e-12): below that a row cannot become a unit vector.
+    if (!(std::sqrt(s) >= 1e-12)) bad = std::max(bad, rows - r);
+  }
+  if (bad >= 0) {
+    const std::int64_t r = rows - bad;
+    FK_CHECK(false, invalid_argument,
+             what << " has a zero row (norm below 1e-12; first in batch " << r / v.rows << ", row " << r % v.rows
+                  << "), which has no direction under the cosine metric: remove such rows or use the "
+                     "euclidean or dot metric");
   }
 }
 
@@ -114,11 +146,13 @@ void validate_fit(const TensorView& x, const KMeansOptions& opt, int n_threads) 
              "init_centroids has shape (" << c.batch << ", " << c.rows << ", " << c.cols << "); expected ("
                                           << x.batch << ", " << opt.n_clusters << ", " << x.cols << ")");
     validate_finite(c, "init_centroids", n_threads);
+    if (opt.metric == Metric::cosine) validate_directions(c, "init_centroids", n_threads);
   } else {
     FK_CHECK(opt.init_centroids.empty(), invalid_argument,
              "init_centroids were passed but init is not 'given': set init = Init::given to use them");
   }
   validate_finite(x, "x", n_threads);
+  if (opt.metric == Metric::cosine) validate_directions(x, "x", n_threads);
 }
 
 void validate_predict(const TensorView& x, const TensorView& c, Metric metric, int n_threads) {
@@ -137,6 +171,10 @@ void validate_predict(const TensorView& x, const TensorView& c, Metric metric, i
                              << x.batch << " or 1 (shared)");
   validate_finite(c, "centroids", n_threads);
   validate_finite(x, "x", n_threads);
+  if (metric == Metric::cosine) {
+    validate_directions(c, "centroids", n_threads);
+    validate_directions(x, "x", n_threads);
+  }
 }
 
 }  // namespace flashkmeans::detail

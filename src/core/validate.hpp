@@ -13,7 +13,12 @@ void validate_view(const TensorView& v, const char* what);
 /// Throws when any element of v is NaN or infinite.
 void validate_finite(const TensorView& v, const char* what, int n_threads);
 
-/// Everything fit checks: the data, K against N, iterations, tol, threads, given centroids.
+/// Throws when a row of v (host memory) has norm below 1e-12: under the cosine metric it has no
+/// direction (normalisation would leave it a zero vector, equally far from every centroid).
+void validate_directions(const TensorView& v, const char* what, int n_threads);
+
+/// Everything fit checks: the data, K against N, iterations, tol, threads, given centroids, and
+/// (cosine) that every row has a direction.
 void validate_fit(const TensorView& x, const KMeansOptions& opt, int n_threads);
 
 /// Everything predict checks: the data and centroids and that their shapes agree.
