@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -242,6 +243,50 @@ TEST(ThreadCount, ConcurrentFitsMatchSerialFits) {
     tb.join();
     fkt::expect_identical(a, want_a, "concurrent elkan");
     fkt::expect_identical(b, want_b, "concurrent cosine");
+  }
+}
+
+// Six threads at once, each fitting its own data (every metric, dtype and algorithm) and then
+// predicting against its centroids, give the results of the same calls run one after another.
+TEST(ThreadCount, ManyThreadsFitAndPredictDifferentData) {
+  struct Job {
+    fkt::Array x;
+    fk::KMeansOptions o;
+    fk::KMeansResult fit;
+    fk::PredictResult pred;
+  };
+  const Metric metrics[] = {Metric::euclidean, Metric::cosine, Metric::dot};
+  const DType dtypes[] = {DType::float32, DType::float16, DType::bfloat16};
+  std::vector<Job> jobs(6);
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    std::mt19937 g(100 + static_cast<unsigned>(j));
+    const std::int64_t nb = 1 + static_cast<std::int64_t>(j % 2), n = 800 + 100 * static_cast<std::int64_t>(j), d = 9;
+    jobs[j].x = fkt::make_array(fkt::gaussian(g, nb * n * d), nb, n, d, dtypes[j % 3]);
+    fk::KMeansOptions& o = jobs[j].o;
+    o.n_clusters = 12 + static_cast<std::int64_t>(j);
+    o.max_iter = 5;
+    o.metric = metrics[j % 3];
+    o.algorithm = o.metric == Metric::dot ? Algorithm::lloyd : (j < 3 ? Algorithm::elkan : Algorithm::lloyd);
+    o.init = j % 2 ? Init::kmeans_plus_plus : Init::random;
+    o.seed = j;
+    o.n_threads = 1 + static_cast<int>(j % 2);
+  }
+  auto run = [](Job& job) {
+    job.fit = fk::fit(job.x.view(), job.o);
+    job.pred = fk::predict(job.x.view(),
+                           fk::TensorView::batched(job.fit.centroids.data(), job.x.batch, job.o.n_clusters, job.x.cols),
+                           job.o.metric, job.o.n_threads);
+  };
+  std::vector<Job> serial = jobs;
+  for (Job& job : serial) run(job);
+  std::vector<std::thread> threads;
+  for (Job& job : jobs) threads.emplace_back(run, std::ref(job));
+  for (std::thread& t : threads) t.join();
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    const std::string what = "job " + std::to_string(j);
+    fkt::expect_identical(jobs[j].fit, serial[j].fit, what);
+    EXPECT_EQ(jobs[j].pred.labels, serial[j].pred.labels) << what;
+    EXPECT_TRUE(fkt::same_bits(jobs[j].pred.distances, serial[j].pred.distances)) << what;
   }
 }
 

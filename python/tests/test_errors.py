@@ -8,6 +8,8 @@ from flashkmeans import _core
 from conftest import gauss, needs_torch, torch
 
 X = gauss((1, 50, 4))
+XZ = X.copy()
+XZ[0, 4] = 0  # a row without direction under cosine
 
 
 @pytest.mark.parametrize("call, exc, message", [
@@ -44,6 +46,16 @@ X = gauss((1, 50, 4))
     (lambda: fk.batch_kmeans_Euclid(X, 3, n_threads=-1), ValueError, "n_threads = -1 is not allowed"),
     (lambda: fk.batch_kmeans_Euclid(X, 3, seed=-1), ValueError, "seed = -1 is not allowed"),
     (lambda: fk.batch_kmeans_Euclid(X, 3, seed=2 ** 64), ValueError, "seed = .* is not allowed"),
+    (lambda: fk.batch_kmeans_Cosine(XZ, 3), ValueError,
+     r"x has a zero row \(norm below 1e-12; first in batch 0, row 4\), which has no direction under the cosine "
+     "metric: remove such rows or use the euclidean or dot metric"),
+    (lambda: fk.batch_kmeans_Cosine(X, 3, init_centroids=np.zeros((1, 3, 4), np.float32)), ValueError,
+     r"init_centroids has a zero row \(norm below 1e-12; first in batch 0, row 0\)"),
+    (lambda: fk.FlashKMeans(4, 3, metric="cosine").fit(X[0]).predict(XZ[0]), ValueError,
+     r"x has a zero row \(norm below 1e-12; first in batch 0, row 4\)"),
+    (lambda: fk.FlashKMeans(4, 3).fit(X[0]).predict(X[0, :, :3]), ValueError,
+     "data has D = 3 columns: this model was built with d = 4"),
+    (lambda: fk.FlashKMeans(4, 51).fit(X[0]), ValueError, "n_clusters = 51 is larger than the number of points N = 50"),
     (lambda: fk.FlashKMeans(4, 3, algorithm="x"), ValueError, "Unknown algorithm"),
     (lambda: fk.FlashKMeans(4, 3, precision="x"), ValueError, "Unknown precision"),
     (lambda: fk.FlashKMeans(4, 3, dtype="int8").fit(X[0]), TypeError, "dtype 'int8' is not supported"),
@@ -111,3 +123,22 @@ def test_torch_errors():
     if hasattr(torch, "device") and torch.device("meta"):
         with pytest.raises(TypeError, match="torch tensor on device 'meta'"):
             fk.batch_kmeans_Euclid(torch.zeros(1, 5, 2, device="meta"), 2)
+
+
+def test_zero_rows_are_fine_for_euclidean_and_dot():
+    for fit in (fk.batch_kmeans_Euclid, fk.batch_kmeans_Dot):
+        labels, _, _ = fit(XZ, 3, max_iters=3, seed=0)
+        assert labels.shape == (1, 50)
+
+
+def test_outputs_untouched_on_error():
+    """The core writes nothing into the caller's buffers when it rejects the input."""
+    x = gauss((20, 3))
+    x[7, 2] = np.nan
+    labels, cent, dist = np.full(20, 7, np.int32), np.full((2, 3), 5.0, np.float32), np.full(20, 3.0, np.float32)
+    with pytest.raises(ValueError, match=r"x contains NaN or infinity \(first in batch 0, row 7\)"):
+        _core.fit(x, False, labels, cent, dist, 2, 3, 0.0, "euclidean", "random", None, False, 0, "keep", "auto", 0,
+                  True, "exact", 0, None)
+    with pytest.raises(ValueError, match="x contains NaN or infinity"):
+        _core.predict(x, False, gauss((2, 3)), False, labels, dist, "euclidean", 0, "exact", 0)
+    assert (labels == 7).all() and (cent == 5).all() and (dist == 3).all()

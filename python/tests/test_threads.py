@@ -54,3 +54,19 @@ def test_verbose_from_threads(capsys):
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(lambda s: fk.FlashKMeans(4, 3, niter=3, verbose=True).fit(gauss((300, 4), seed=s)), range(3)))
     assert len(capsys.readouterr().out.strip().splitlines()) == 9
+
+
+def test_concurrent_predicts_and_fits_of_every_metric_equal_sequential_ones():
+    jobs = [(metric, gauss((1, 2000, 12), seed=s)) for s, metric in enumerate(["euclidean", "cosine", "dot"] * 3)]
+
+    def run(job):
+        metric, x = job
+        model = fk.FlashKMeans(12, 10, niter=4, metric=metric, seed=3).fit(x[0])
+        return model.centroids, model.cluster_ids_b, model.predict(x[0])
+
+    sequential = [run(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        concurrent = list(pool.map(run, jobs))
+    for want, got in zip(sequential, concurrent):
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
