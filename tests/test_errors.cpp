@@ -112,6 +112,15 @@ TEST_F(FitErrors, UnknownDtype) {
   expect_error([&] { fit(); }, ErrorKind::invalid_type, {"x", "dtype"});
 }
 
+TEST_F(FitErrors, UnknownDeviceType) {
+  xv.device.type = static_cast<fk::DeviceType>(7);
+  expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"x has an unknown device type: expected cpu or cuda"});
+  TensorView cv = TensorView::matrix(c.data(), K, D);
+  cv.device.type = static_cast<fk::DeviceType>(7);
+  expect_error([&] { fk::predict(TensorView::matrix(x.data(), N, D), cv); }, ErrorKind::invalid_argument,
+               {"centroids has an unknown device type"});
+}
+
 TEST_F(FitErrors, ClusterCount) {
   opt.n_clusters = 0;
   expect_error([&] { fit(); }, ErrorKind::invalid_argument, {"n_clusters = 0", ">= 1"});
