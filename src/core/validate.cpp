@@ -94,13 +94,16 @@ void validate_directions(const TensorView& v, const char* what, int n_threads) {
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(max : bad)
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t b = r / v.rows, i = r % v.rows;
+    // normalize_rows divides by max(norm, 1e-12): below that a row cannot become a unit vector.
+    // One coordinate of at least 1e-12 settles it, so a usual row costs a single read.
     double s = 0;
-    for (std::int64_t j = 0; j < v.cols; ++j) {
+    bool has_direction = false;
+    for (std::int64_t j = 0; j < v.cols && !has_direction; ++j) {
       const double e = element(v, b, i, j);
+      has_direction = std::fabs(e) >= 1e-12;
       s += e * e;
     }
-    // normalize_rows divides by max(norm, 1e-12): below that a row cannot become a unit vector.
-    if (!(std::sqrt(s) >= 1e-12)) bad = std::max(bad, rows - r);
+    if (!has_direction && !(std::sqrt(s) >= 1e-12)) bad = std::max(bad, rows - r);
   }
   if (bad >= 0) {
     const std::int64_t r = rows - bad;
