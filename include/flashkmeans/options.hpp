@@ -31,7 +31,7 @@ struct KMeansOptions {
   std::uint64_t seed = 0;       ///< seeds Init::random and Init::kmeans_plus_plus
   EmptyClusters empty_clusters = EmptyClusters::relocate;
   Algorithm algorithm = Algorithm::automatic;
-  int n_threads = 0;  ///< 0: all the cores OpenMP offers; results do not depend on this
+  int n_threads = 0;  ///< 0: up to all the cores OpenMP offers, fewer for small problems; results do not depend on this
   /// true (scikit-learn's behaviour): after the last update the points are assigned once more, so
   /// that the labels, distances and inertia returned belong to the centroids returned.
   /// false (the seed's behaviour): labels come from the last iteration's assignment, and a batch
@@ -51,7 +51,7 @@ struct KMeansOptions {
 /// Everything a predict can be told.
 struct PredictOptions {
   Metric metric = Metric::euclidean;
-  int n_threads = 0;                      ///< CPU: 0 uses all cores
+  int n_threads = 0;                      ///< CPU: 0 uses up to all cores (fewer for small problems)
   Precision precision = Precision::exact;  ///< CUDA only, see KMeansOptions
   void* cuda_stream = nullptr;             ///< CUDA only, see KMeansOptions
 };

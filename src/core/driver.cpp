@@ -23,6 +23,18 @@ namespace {
 
 int resolve_threads(int requested) { return requested > 0 ? requested : std::max(1, omp_get_max_threads()); }
 
+// With n_threads = 0 (automatic), the threads worth starting for a pass of n x k x d multiply-adds:
+// a parallel region costs a few microseconds, and on a busy machine a barrier can wait a whole
+// scheduler slice (milliseconds) for a descheduled thread, so small problems run on one thread per
+// 256K multiply-adds at most. An explicit count is honoured. Results do not depend on the thread
+// count, so this changes only the time.
+int threads_for_work(int requested, int n_threads, std::int64_t n, std::int64_t k, std::int64_t d) {
+  if (requested > 0) return n_threads;
+  constexpr double kWorkPerThread = 1 << 18;
+  const double work = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(d);
+  return static_cast<int>(std::max(1.0, std::min(static_cast<double>(n_threads), work / kWorkPerThread)));
+}
+
 // Elkan keeps N x K lower bounds: worth it when K is large enough for the bounds to prune more
 // than they cost, and the bounds fit comfortably in memory. Dot products have no triangle
 // inequality, so dot always runs Lloyd.
@@ -214,7 +226,8 @@ BatchOutcome fit_batch(const TensorView& x, std::int64_t b, const KMeansOptions&
 }
 
 // fit on host data that validate_fit has accepted.
-FitSummary fit_host(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out, int n_threads) {
+FitSummary fit_host(const TensorView& x, const KMeansOptions& opt, const OutputBuffers& out, int requested_threads) {
+  const int n_threads = threads_for_work(opt.n_threads, requested_threads, x.rows, opt.n_clusters, x.cols);
   const Algorithm algo = detail::resolve_algorithm(opt.algorithm, opt.metric, x.rows, opt.n_clusters);
   return detail::with_memory_check([&] {
     FitSummary r;
@@ -233,7 +246,8 @@ FitSummary fit_host(const TensorView& x, const KMeansOptions& opt, const OutputB
 
 // predict on host data that validate_predict has accepted.
 void predict_host(const TensorView& x, const TensorView& centroids, const PredictOptions& opt,
-                  const OutputBuffers& out, int n_threads) {
+                  const OutputBuffers& out, int requested_threads) {
+  const int n_threads = threads_for_work(opt.n_threads, requested_threads, x.rows, centroids.rows, x.cols);
   const Metric metric = opt.metric;
   with_memory_check([&] {
     const std::int64_t k = centroids.rows, d = x.cols;
