@@ -135,3 +135,102 @@ TEST_F(CliTest, Bench) {
     EXPECT_NE(out.find(key), std::string::npos) << out;
   EXPECT_EQ(run("bench --n 10 --k 20", &out), 2);
 }
+
+namespace {
+
+std::uint32_t be32(const std::vector<unsigned char>& b, std::size_t at) {
+  return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) | (std::uint32_t{b[at + 2]} << 8) | b[at + 3];
+}
+
+// Bitwise CRC-32 (PNG's), written independently of the tool's table-driven one.
+std::uint32_t crc32_bitwise(const unsigned char* p, std::size_t n) {
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (std::size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+}  // namespace
+
+// demo: runs on the embedded digits, scores well against the true digits, and writes a PNG whose
+// chunks, zlib stream (stored blocks) and scanlines all check out.
+TEST_F(CliTest, DemoWritesAValidPng) {
+  std::string out;
+  const std::string png = path("demo.png");
+  ASSERT_EQ(run("demo --no-compare --repeats 1 -o " + png, &out), 0) << out;
+  const std::size_t at = out.find("ARI ");
+  ASSERT_NE(at, std::string::npos) << out;
+  EXPECT_GT(std::atof(out.c_str() + at + 4), 0.4) << out;
+
+  std::ifstream f(png, std::ios::binary);
+  const std::vector<unsigned char> b((std::istreambuf_iterator<char>(f)), {});
+  const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  ASSERT_GE(b.size(), 8u);
+  ASSERT_EQ(std::memcmp(b.data(), signature, 8), 0);
+
+  std::uint32_t width = 0, height = 0, palette_size = 0;
+  std::vector<unsigned char> z;
+  std::vector<std::string> types;
+  for (std::size_t i = 8; i < b.size();) {
+    ASSERT_LE(i + 12, b.size());
+    const std::uint32_t len = be32(b, i);
+    ASSERT_LE(i + 12 + len, b.size());
+    const std::string type(b.begin() + i + 4, b.begin() + i + 8);
+    EXPECT_EQ(crc32_bitwise(b.data() + i + 4, len + 4), be32(b, i + 8 + len)) << "CRC of " << type;
+    types.push_back(type);
+    if (type == "IHDR") {
+      ASSERT_EQ(len, 13u);
+      width = be32(b, i + 8);
+      height = be32(b, i + 12);
+      EXPECT_EQ(b[i + 16], 8);  // bit depth
+      EXPECT_EQ(b[i + 17], 3);  // palette colour
+    } else if (type == "PLTE") {
+      ASSERT_EQ(len % 3, 0u);
+      palette_size = len / 3;
+    } else if (type == "IDAT") {
+      z.insert(z.end(), b.begin() + i + 8, b.begin() + i + 8 + len);
+    }
+    i += 12 + len;
+  }
+  ASSERT_GE(types.size(), 4u);
+  EXPECT_EQ(types.front(), "IHDR");
+  EXPECT_EQ(types.back(), "IEND");
+  EXPECT_EQ(width, 756u);
+  EXPECT_EQ(height, 384u);
+  ASSERT_GT(palette_size, 2u);
+
+  // zlib header, then stored deflate blocks, then the Adler-32 of the scanlines.
+  ASSERT_GE(z.size(), 6u);
+  EXPECT_EQ((z[0] * 256 + z[1]) % 31, 0);
+  EXPECT_EQ(z[0] & 0x0F, 8);
+  std::vector<unsigned char> raw;
+  std::size_t pos = 2;
+  for (bool last = false; !last;) {
+    ASSERT_LE(pos + 5, z.size());
+    last = z[pos] & 1;
+    ASSERT_EQ((z[pos] >> 1) & 3, 0) << "not a stored block";
+    const unsigned len = z[pos + 1] | (z[pos + 2] << 8), nlen = z[pos + 3] | (z[pos + 4] << 8);
+    ASSERT_EQ(len ^ 0xFFFFu, nlen);
+    ASSERT_LE(pos + 5 + len, z.size());
+    raw.insert(raw.end(), z.begin() + pos + 5, z.begin() + pos + 5 + len);
+    pos += 5 + len;
+  }
+  ASSERT_EQ(pos + 4, z.size());
+  std::uint32_t s1 = 1, s2 = 0;
+  for (unsigned char c : raw) s1 = (s1 + c) % 65521, s2 = (s2 + s1) % 65521;
+  EXPECT_EQ((s2 << 16) | s1, be32(z, pos));
+  ASSERT_EQ(raw.size(), static_cast<std::size_t>(height) * (width + 1));
+  std::size_t coloured = 0;
+  for (std::uint32_t y = 0; y < height; ++y) {
+    ASSERT_EQ(raw[y * (width + 1)], 0) << "filter of row " << y;
+    for (std::uint32_t x = 1; x <= width; ++x) {
+      ASSERT_LT(raw[y * (width + 1) + x], palette_size);
+      coloured += raw[y * (width + 1) + x] >= 2;
+    }
+  }
+  EXPECT_GT(coloured, 10000u);  // the points were drawn
+
+  EXPECT_EQ(run("demo stray", &out), 2) << out;
+}

@@ -11,9 +11,11 @@ namespace flashkmeans::cli {
 int run_fit(const std::vector<std::string>& args);
 int run_predict(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
+int run_demo(const std::vector<std::string>& args);
 
 extern const char* const kFitHelp;
 extern const char* const kPredictHelp;
 extern const char* const kBenchHelp;
+extern const char* const kDemoHelp;
 
 }  // namespace flashkmeans::cli

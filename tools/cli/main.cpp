@@ -22,6 +22,7 @@ const char* const kHelp =
     "  fit       cluster a data file; writes centroids.npy, labels.npy and summary.json\n"
     "  predict   label the points of a data file with the nearest of given centroids\n"
     "  bench     time fits on synthetic data\n"
+    "  demo      cluster the embedded handwritten digits, compare with scikit-learn, draw a PNG\n"
     "\n"
     "  flashkmeans COMMAND --help   the options of a command\n"
     "  flashkmeans --version        the version and the CPU kernels in use\n"
@@ -55,7 +56,8 @@ int main(int argc, char** argv) {
     const char* help;
   };
   const Command commands[] = {{"fit", run_fit, kFitHelp}, {"predict", run_predict, kPredictHelp},
-                              {"bench", run_bench, kBenchHelp}};
+                              {"bench", run_bench, kBenchHelp},
+                              {"demo", run_demo, kDemoHelp}};
   for (const Command& c : commands) {
     if (command != c.name) continue;
     for (const std::string& a : args)
