@@ -5,8 +5,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
+
+#include <flashkmeans/errors.hpp>
 
 #include "printers.hpp"
 #include "reference.hpp"
@@ -21,9 +25,21 @@ struct LabelCheck {
   std::int64_t bad = 0;
 };
 
+/// The error bound of a score comparison whose products round both operands to a precision of unit
+/// roundoff u_in (0: float32 products, the CPU backend's bound alone). tf32 rounds x and c; float16
+/// and bfloat16 round the float32 centroids: a 2u |x| |c| perturbation of x.c, doubled for
+/// euclidean's 2 x.c and again for a comparison of two scores.
+inline double label_tolerance(Metric m, const double* x, double cmax2, std::int64_t d, double u_in = 0) {
+  const double x2 = dot(x, x, d);
+  // euclidean: 4u (|x|^2 + |c|^2) >= 8u |x| |c|, and also covers a rounded ||x||^2.
+  const double rounding = m == Metric::euclidean ? 4.0 * u_in * (x2 + cmax2) : 8.0 * u_in * std::sqrt(x2 * cmax2);
+  return score_tolerance(m, x, cmax2, d) + rounding;
+}
+
 inline LabelCheck check_labels_near_optimal(Metric m, const std::vector<double>& x, std::int64_t n, std::int64_t d,
                                             const std::vector<double>& c, std::int64_t k,
-                                            const std::int32_t* labels, const std::string& what) {
+                                            const std::int32_t* labels, const std::string& what,
+                                            double u_in = 0) {
   LabelCheck out;
   const double cmax2 = max_sq_norm(c.data(), k, d);
   for (std::int64_t i = 0; i < n; ++i) {
@@ -39,7 +55,7 @@ inline LabelCheck check_labels_near_optimal(Metric m, const std::vector<double>&
       if (s < best) best = s, arg = j;
     }
     const double mine = distance(m, &x[i * d], &c[l * d], d);
-    const double tol = score_tolerance(m, &x[i * d], cmax2, d);
+    const double tol = label_tolerance(m, &x[i * d], cmax2, d, u_in);
     if (mine - best > tol && out.bad++ < 5)
       ADD_FAILURE() << what << ": point " << i << " has label " << l << " at distance " << mine
                     << " but centroid " << arg << " is at " << best << " (tolerance " << tol << ")";
@@ -123,5 +139,37 @@ inline void expect_identical(const flashkmeans::KMeansResult& a, const flashkmea
 }
 
 inline const char* name(DType t) { return flashkmeans::to_string(t); }
+
+inline const char* kind_name(flashkmeans::ErrorKind k) {
+  using flashkmeans::ErrorKind;
+  switch (k) {
+    case ErrorKind::invalid_argument: return "invalid_argument";
+    case ErrorKind::invalid_type: return "invalid_type";
+    case ErrorKind::out_of_memory: return "out_of_memory";
+    case ErrorKind::unsupported: return "unsupported";
+    case ErrorKind::internal: return "internal";
+  }
+  return "?";
+}
+
+/// Runs fn, which must throw flashkmeans::Error of kind with every word in its message.
+inline void expect_error(const std::function<void()>& fn, flashkmeans::ErrorKind kind,
+                         std::initializer_list<const char*> words) {
+  try {
+    fn();
+  } catch (const flashkmeans::Error& e) {
+    EXPECT_EQ(kind_name(e.kind()), std::string(kind_name(kind))) << "message: " << e.what();
+    const std::string msg = e.what();
+    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << "\"" << w << "\" not in: " << msg;
+    return;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw a std::exception that is not flashkmeans::Error: " << e.what();
+    return;
+  } catch (...) {
+    ADD_FAILURE() << "threw something that is not a std::exception";
+    return;
+  }
+  ADD_FAILURE() << "did not throw";
+}
 
 }  // namespace fkt

@@ -59,17 +59,6 @@ const Metric kMetrics[] = {Metric::euclidean, Metric::cosine, Metric::dot};
 
 void PrintTo(const Mode& m, std::ostream* os) { *os << m.name; }
 
-/// The error bound of a score comparison on the device: the float32 bound of the CPU backend plus
-/// the rounding of both operands to the input precision (tf32 rounds x and c; float16 / bfloat16
-/// round the float32 centroids), a 2u |x| |c| perturbation of x.c, doubled for euclidean's 2 x.c
-/// and again for a comparison of two scores.
-double device_tolerance(Metric m, const double* x, double cmax2, std::int64_t d, double u_in) {
-  const double x2 = fkt::dot(x, x, d);
-  // euclidean: 4u (|x|^2 + |c|^2) >= 8u |x| |c|, and also covers a rounded ||x||^2.
-  const double rounding = m == Metric::euclidean ? 4.0 * u_in * (x2 + cmax2) : 8.0 * u_in * std::sqrt(x2 * cmax2);
-  return fkt::score_tolerance(m, x, cmax2, d) + rounding;
-}
-
 /// The tolerance of a batch's inertia against the CPU backend's: 1e-4 relative, plus the rounding
 /// noise of N per-point distances (independent errors of size (u_in + 16 u) ||x||^2 add up like
 /// sqrt(N) of them), which matters only where the inertia is close to 0 (K = N, tiny blobs).
@@ -79,38 +68,6 @@ double inertia_tolerance(const fkt::Array& x, std::int64_t b, Metric m, double u
   for (double v : xb) sum_sq += v * v;
   const double n = static_cast<double>(x.rows);
   return 1e-4 * std::fabs(cpu_inertia) + (u_in + 16 * fkt::kU) * sum_sq / std::sqrt(n);
-}
-
-/// check_labels_near_optimal of checks.hpp with device_tolerance: every label is a nearest
-/// centroid of c up to the rounding of the mode; returns the sums for the inertia check.
-fkt::LabelCheck check_labels(Metric m, const std::vector<double>& x, std::int64_t n, std::int64_t d,
-                             const std::vector<double>& c, std::int64_t k, const std::int32_t* labels, double u_in,
-                             const std::string& what) {
-  fkt::LabelCheck out;
-  const double cmax2 = fkt::max_sq_norm(c.data(), k, d);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::int32_t l = labels[i];
-    if (l < 0 || l >= k) {
-      if (out.bad++ < 5) ADD_FAILURE() << what << ": label " << l << " of point " << i << " is out of [0, " << k << ")";
-      continue;
-    }
-    double best = std::numeric_limits<double>::infinity();
-    std::int64_t arg = 0;
-    for (std::int64_t j = 0; j < k; ++j) {
-      const double s = fkt::distance(m, &x[i * d], &c[j * d], d);
-      if (s < best) best = s, arg = j;
-    }
-    const double mine = fkt::distance(m, &x[i * d], &c[l * d], d);
-    const double tol = device_tolerance(m, &x[i * d], cmax2, d, u_in);
-    if (mine - best > tol && out.bad++ < 5)
-      ADD_FAILURE() << what << ": point " << i << " has label " << l << " at distance " << mine << " but centroid "
-                    << arg << " is at " << best << " (tolerance " << tol << ")";
-    out.total += mine;
-    out.abs_total += std::fabs(mine);
-    out.err_total += tol;
-  }
-  EXPECT_EQ(out.bad, 0) << what << ": labels that are not nearest centroids";
-  return out;
 }
 
 /// ||a - b||_F / max(||b||_F, tiny).
@@ -264,7 +221,8 @@ TEST_P(CudaFit, MatchesReferenceAndCpu) {
         SCOPED_TRACE("batch " + std::to_string(b));
         const std::vector<double> xb = fkt::prepared(x, b, c.metric);
         const std::vector<double> cb = fkt::to_double(r.centroids.data() + b * k * d, static_cast<std::size_t>(k * d));
-        const fkt::LabelCheck lc = check_labels(c.metric, xb, n, d, cb, k, r.labels.data() + b * n, c.mode.u_in, what);
+        const fkt::LabelCheck lc =
+            fkt::check_labels_near_optimal(c.metric, xb, n, d, cb, k, r.labels.data() + b * n, what, c.mode.u_in);
         fkt::check_inertia(r.inertia[b], lc, what);
         std::vector<double> prev = fkt::to_double(r_prev.centroids.data() + b * k * d, static_cast<std::size_t>(k * d));
         if (c.metric != Metric::euclidean) fkt::normalize_rows(prev.data(), k, d);
@@ -348,7 +306,7 @@ TEST_P(CudaFitInto, WritesEveryElementAndMatchesFit) {
       const std::int32_t l = labels[b * n + i];
       ASSERT_TRUE(l >= 0 && l < k) << "label " << l;
       const double want = fkt::distance(m, &xb[i * d], &cb[l * d], d);
-      const double tol = device_tolerance(m, &xb[i * d], cmax2, d, mode.u_in);
+      const double tol = fkt::label_tolerance(m, &xb[i * d], cmax2, d, mode.u_in);
       if (std::fabs(dist[b * n + i] - want) > tol && bad++ < 5)
         ADD_FAILURE() << "batch " << b << " point " << i << ": distance " << dist[b * n + i] << ", expected " << want
                       << " +- " << tol;
@@ -565,14 +523,14 @@ TEST_P(CudaPredict, MatchesCpuAndReference) {
       const std::vector<double> xb = fkt::prepared(x, b, m);
       std::vector<double> cb(c.row(shared ? 0 : b, 0), c.row(shared ? 0 : b, 0) + k * d);
       if (m == Metric::cosine) fkt::normalize_rows(cb.data(), k, d);
-      check_labels(m, xb, n, d, cb, k, labels.data() + b * n, mode.u_in, what);
+      fkt::check_labels_near_optimal(m, xb, n, d, cb, k, labels.data() + b * n, what, mode.u_in);
       const double cmax2 = fkt::max_sq_norm(cb.data(), k, d);
       int bad = 0;
       for (std::int64_t i = 0; i < n; ++i) {
         const std::int32_t l = labels[b * n + i];
-        if (l < 0 || l >= k) continue;  // reported by check_labels
+        if (l < 0 || l >= k) continue;  // reported by check_labels_near_optimal
         const double want = fkt::distance(m, &xb[i * d], &cb[l * d], d);
-        const double tol = device_tolerance(m, &xb[i * d], cmax2, d, mode.u_in);
+        const double tol = fkt::label_tolerance(m, &xb[i * d], cmax2, d, mode.u_in);
         if (std::fabs(dist[b * n + i] - want) > tol && bad++ < 5)
           ADD_FAILURE() << "batch " << b << " point " << i << ": distance " << dist[b * n + i] << ", expected "
                         << want << " +- " << tol;
@@ -724,8 +682,8 @@ TEST_P(CudaEmptyClusters, RelocateLeavesNoClusterEmpty) {
                               r.centroids.begin() + b * d))
           << "centroids " << a << " and " << b << " are equal";
   const std::vector<double> xb = fkt::prepared(data.x, 0, Metric::euclidean);
-  check_labels(Metric::euclidean, xb, n, d, fkt::to_double(r.centroids.data(), r.centroids.size()), k,
-               r.labels.data(), mode.u_in, "relocate");
+  fkt::check_labels_near_optimal(Metric::euclidean, xb, n, d, fkt::to_double(r.centroids.data(), r.centroids.size()),
+                                 k, r.labels.data(), "relocate", mode.u_in);
   const fk::KMeansResult cpu = fk::fit(data.x.view(), o);
   EXPECT_LE(relative_diff(r.inertia[0], cpu.inertia[0]), 1e-4);
 }
@@ -865,34 +823,7 @@ TEST(CudaConvergenceTol, TolZeroRunsAllIterations) {
 // Bad input: flashkmeans::Error of the right kind with a message naming the problem, and the
 // library still works afterwards.
 
-const char* kind_name(ErrorKind k) {
-  switch (k) {
-    case ErrorKind::invalid_argument: return "invalid_argument";
-    case ErrorKind::invalid_type: return "invalid_type";
-    case ErrorKind::out_of_memory: return "out_of_memory";
-    case ErrorKind::unsupported: return "unsupported";
-    case ErrorKind::internal: return "internal";
-  }
-  return "?";
-}
-
-void expect_error(const std::function<void()>& fn, ErrorKind kind, std::initializer_list<const char*> words) {
-  try {
-    fn();
-  } catch (const fk::Error& e) {
-    EXPECT_EQ(kind_name(e.kind()), std::string(kind_name(kind))) << "message: " << e.what();
-    const std::string msg = e.what();
-    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << "\"" << w << "\" not in: " << msg;
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a std::exception that is not flashkmeans::Error: " << e.what();
-    return;
-  } catch (...) {
-    ADD_FAILURE() << "threw something that is not a std::exception";
-    return;
-  }
-  ADD_FAILURE() << "did not throw";
-}
+using fkt::expect_error;
 
 struct CudaErrors : testing::Test {
   static constexpr std::int64_t nb = 2, n = 500, d = 7, k = 5;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "checks.hpp"
 #include "reference.hpp"
 
 namespace fk = flashkmeans;
@@ -19,35 +20,7 @@ using fk::TensorView;
 
 namespace {
 
-const char* kind_name(ErrorKind k) {
-  switch (k) {
-    case ErrorKind::invalid_argument: return "invalid_argument";
-    case ErrorKind::invalid_type: return "invalid_type";
-    case ErrorKind::out_of_memory: return "out_of_memory";
-    case ErrorKind::unsupported: return "unsupported";
-    case ErrorKind::internal: return "internal";
-  }
-  return "?";
-}
-
-// Runs fn, which must throw flashkmeans::Error of kind with every word in its message.
-void expect_error(const std::function<void()>& fn, ErrorKind kind, std::initializer_list<const char*> words) {
-  try {
-    fn();
-  } catch (const fk::Error& e) {
-    EXPECT_EQ(kind_name(e.kind()), std::string(kind_name(kind))) << "message: " << e.what();
-    const std::string msg = e.what();
-    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << "\"" << w << "\" not in: " << msg;
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a std::exception that is not flashkmeans::Error: " << e.what();
-    return;
-  } catch (...) {
-    ADD_FAILURE() << "threw something that is not a std::exception";
-    return;
-  }
-  ADD_FAILURE() << "did not throw";
-}
+using fkt::expect_error;
 
 constexpr std::int64_t N = 20, D = 3, K = 4;
 
