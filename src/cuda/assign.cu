@@ -15,6 +15,7 @@
 
 #include "cuda/assign.cuh"
 #include "cuda/check.cuh"
+#include "cuda/elements.cuh"
 
 namespace flashkmeans::cuda {
 
@@ -32,12 +33,6 @@ __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_grou
 template <int N>
 __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ std::uint32_t to_tf32(float f) {
-  std::uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));
-  return r;
 }
 
 template <MmaKind K>

@@ -24,6 +24,22 @@ __device__ __forceinline__ std::int64_t row_base(const ViewArgs& v, std::int64_t
   return (flat_row / v.rows) * v.batch_stride + (flat_row % v.rows) * v.row_stride;
 }
 
+// 1 / max(||row||, 1e-12) for one row (float64 sum, as the CPU backend normalises), in every thread
+// of the block. get(q) reads coordinate q.
+template <class Get>
+__device__ float inverse_norm(std::int64_t cols, Get get, typename BlockSum::TempStorage& tmp, double& red) {
+  double sq = 0;
+  for (std::int64_t q = threadIdx.x; q < cols; q += blockDim.x) {
+    const double x = get(q);
+    sq += x * x;
+  }
+  const double total = BlockSum(tmp).Sum(sq);
+  if (threadIdx.x == 0) red = total;
+  __syncthreads();
+  const double norm = sqrt(red);
+  return static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
+}
+
 // One block per row; the lowest bad row wins (atomicMin on the flat row index).
 __global__ void finite_kernel(ViewArgs v, int* flag) {
   const std::int64_t r = blockIdx.x;
@@ -41,19 +57,8 @@ __global__ void stage_kernel(ViewArgs v, void* dst, DType out_type, std::int64_t
   __shared__ double red;
   const std::int64_t r = blockIdx.x;
   const std::int64_t base = row_base(v, r);
-  float scale = 1.f;
-  if (normalize) {
-    double sq = 0;
-    for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x) {
-      const double x = load_as_float(v.data, base + q * v.col_stride, v.dtype);
-      sq += x * x;
-    }
-    const double total = BlockSum(tmp).Sum(sq);
-    if (threadIdx.x == 0) red = total;
-    __syncthreads();
-    const double norm = sqrt(red);
-    scale = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
-  }
+  auto get = [&](std::int64_t q) { return load_as_float(v.data, base + q * v.col_stride, v.dtype); };
+  const float scale = normalize ? inverse_norm(v.cols, get, tmp, red) : 1.f;
   for (std::int64_t q = threadIdx.x; q < ld; q += blockDim.x) {
     const float x = q < v.cols ? load_as_float(v.data, base + q * v.col_stride, v.dtype) * scale : 0.f;
     store_rounded(dst, r * ld + q, out_type, x);
@@ -62,18 +67,12 @@ __global__ void stage_kernel(ViewArgs v, void* dst, DType out_type, std::int64_t
 
 __global__ void inverse_norms_kernel(ViewArgs v, float* scale) {
   __shared__ typename BlockSum::TempStorage tmp;
+  __shared__ double red;
   const std::int64_t r = blockIdx.x;
   const std::int64_t base = row_base(v, r);
-  double sq = 0;
-  for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x) {
-    const double x = load_as_float(v.data, base + q * v.col_stride, v.dtype);
-    sq += x * x;
-  }
-  const double total = BlockSum(tmp).Sum(sq);
-  if (threadIdx.x == 0) {
-    const double norm = sqrt(total);
-    scale[r] = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
-  }
+  auto get = [&](std::int64_t q) { return load_as_float(v.data, base + q * v.col_stride, v.dtype); };
+  const float inv = inverse_norm(v.cols, get, tmp, red);
+  if (threadIdx.x == 0) scale[r] = inv;
 }
 
 __global__ void norms_kernel(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride,
@@ -102,13 +101,7 @@ __global__ void normalize_kernel(float* c, std::int64_t d) {
   __shared__ typename BlockSum::TempStorage tmp;
   __shared__ double red;
   float* row = c + blockIdx.x * d;
-  double sq = 0;
-  for (std::int64_t q = threadIdx.x; q < d; q += blockDim.x) sq += static_cast<double>(row[q]) * row[q];
-  const double total = BlockSum(tmp).Sum(sq);
-  if (threadIdx.x == 0) red = total;
-  __syncthreads();
-  const double norm = sqrt(red);
-  const float inv = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
+  const float inv = inverse_norm(d, [&](std::int64_t q) { return row[q]; }, tmp, red);
   for (std::int64_t q = threadIdx.x; q < d; q += blockDim.x) row[q] *= inv;
 }
 

@@ -33,6 +33,13 @@ __device__ __forceinline__ float store_rounded(void* base, std::int64_t at, DTyp
   return __bfloat162float(bv);
 }
 
+/// f rounded to tf32 (10-bit mantissa, to nearest, ties away), as the bits the tensor cores take.
+__device__ __forceinline__ std::uint32_t to_tf32(float f) {
+  std::uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));
+  return r;
+}
+
 inline std::int64_t element_bytes(DType t) { return t == DType::float32 ? 4 : 2; }
 
 }  // namespace flashkmeans::cuda

@@ -150,7 +150,7 @@ struct Points {
   PointsView update;  ///< what the update, relocation and final distances read
   DeviceBuffer<unsigned char> staged, raw;
   DeviceBuffer<float> scale;
-  DeviceBuffer<float> xx;  ///< (B, N) ||x||^2 of the assigned rows
+  DeviceBuffer<float> xx;  ///< (B, N) ||x||^2 of the assigned rows (euclidean only)
 };
 
 PointsView view_of(const void* data, const TensorView& x, std::int64_t batch_stride, std::int64_t row_stride) {
@@ -181,6 +181,7 @@ void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t 
     inverse_norms(x, p.scale.get(), stream);
     p.update.row_scale = p.scale.get();
   }
+  if (metric != Metric::euclidean) return;  // only euclidean distances and objective use ||x||^2
   p.xx.resize(static_cast<std::size_t>(count));
   row_norms(p.assign.data, p.assign.dtype, p.assign.batch_stride, p.assign.row_stride, x.batch, x.rows, x.cols, p.xx.get(),
             stream);
@@ -363,7 +364,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   FK_CUDA(cudaMemsetAsync(counters.get(), 0, sizeof(int) * 3, st));  // iteration, finished, ticket
   iota_kernel<<<static_cast<unsigned>((BN + 255) / 256), 256, 0, st>>>(iota.get(), BN);
   FK_CUDA_LAUNCHED();
-  batch_sums(pts.xx.get(), B, N, sum_xx.get(), st);
+  if (opt.metric == Metric::euclidean) batch_sums(pts.xx.get(), B, N, sum_xx.get(), st);
   prepare_centroids(s, st);
 
   const int bits = key_bits(BK);
@@ -431,7 +432,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   }
   // The distances reported come from the differences in float32, not from the expanded form the
   // assignment ranks with (which loses digits far from the origin and in tf32).
-  label_distances(s, pts.update, pts.xx.get(), dist, st);
+  label_distances(s, pts.update, dist, st);
   batch_sums(dist, B, N, inertia.get(), st);
 
   FitSummary r;
@@ -475,12 +476,12 @@ void predict_on_device(const TensorView& x, const TensorView& centroids, const P
   AssignArgs a;
   a.x = pts.assign.data, a.x_batch_stride = pts.assign.batch_stride, a.x_row_stride = pts.assign.row_stride;
   a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = ct.get(), a.h = h.get(), a.metric = opt.metric;
-  a.labels = out.labels, a.xx = pts.xx.get();
+  a.labels = out.labels;
   prepare_assign(s.plan);
   launch_assign(s.plan, a, st);
   if (out.distances) {
     s.labels = out.labels;
-    label_distances(s, pts.update, pts.xx.get(), out.distances, st);
+    label_distances(s, pts.update, out.distances, st);
   }
   scope.sync();
 }

@@ -39,11 +39,7 @@ __device__ void write_compute_row(const LoopState& s, DType ct_type, std::int64_
   const bool tf32 = s.plan.kind == MmaKind::tf32;  // stored rounded: the kernel skips the conversion
   for (int q = threadIdx.x; q < dp; q += blockDim.x) {
     float v = c_row && q < s.d ? c_row[q] : 0.f;
-    if (tf32) {
-      std::uint32_t r;
-      asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
-      v = __uint_as_float(r);
-    }
+    if (tf32) v = __uint_as_float(to_tf32(v));
     const float r = store_rounded(s.ct, at + q, ct_type, v);
     sq += static_cast<double>(r) * r;
   }
@@ -397,7 +393,7 @@ __global__ void bookkeeping_kernel(LoopState s, unsigned* ticket) {
   }
 }
 
-__global__ void label_distances_kernel(LoopState s, PointsView x, const float* xx, float* dist) {
+__global__ void label_distances_kernel(LoopState s, PointsView x, float* dist) {
   const std::int64_t at = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (at >= s.batches * s.n) return;
@@ -412,7 +408,6 @@ __global__ void label_distances_kernel(LoopState s, PointsView x, const float* x
   }
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
   if (lane == 0) dist[at] = s.metric == Metric::euclidean ? acc : s.metric == Metric::cosine ? 1.f - acc : -acc;
-  (void)xx;
 }
 
 __global__ void batch_sums_kernel(const float* v, std::int64_t n, double* out) {
@@ -531,8 +526,8 @@ void restore_converged(const LoopState& s, cudaStream_t stream) {
   FK_CUDA_LAUNCHED();
 }
 
-void label_distances(const LoopState& s, const PointsView& x, const float* xx, float* dist, cudaStream_t stream) {
-  label_distances_kernel<<<blocks_for(s.batches * s.n * 32, 256), 256, 0, stream>>>(s, x, xx, dist);
+void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream) {
+  label_distances_kernel<<<blocks_for(s.batches * s.n * 32, 256), 256, 0, stream>>>(s, x, dist);
   FK_CUDA_LAUNCHED();
 }
 

@@ -97,7 +97,7 @@ void prepare_update(const LoopState& s);
 void finish_iteration(const LoopState& s, cudaStream_t stream, const StageMark& mark);
 
 /// dist[i] = distance of point i to c[labels[i]] (the seed's convention at the end of a fit).
-void label_distances(const LoopState& s, const PointsView& x, const float* xx, float* dist, cudaStream_t stream);
+void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream);
 
 /// out[b] = sum of v[b, 0..N) in float64, in a fixed order.
 void batch_sums(const float* v, std::int64_t batches, std::int64_t n, double* out, cudaStream_t stream);
