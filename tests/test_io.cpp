@@ -154,6 +154,22 @@ TEST_F(IoTest, NpyVersions2And3FortranOrderAndFloat64) {
   expect_same(ds, x, 4, 3);
 }
 
+// Data that a header of unusual length leaves unaligned is copied; an empty array has nothing to
+// copy (found by fuzz/fuzz_npy: the copy of zero bytes was made into a null buffer).
+TEST_F(IoTest, NpyUnalignedData) {
+  const std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }";  // 10 + 57 bytes
+  ASSERT_NE((10 + dict.size()) % 4, 0u);
+  const float x[2] = {1.5f, -2.0f};
+  write_bytes("u.npy", npy_bytes(dict, std::string(reinterpret_cast<const char*>(x), 8)));
+  const io::Dataset ds = io::read_dataset(path("u.npy"));
+  EXPECT_FALSE(ds.mapped);
+  expect_same(ds, {1.5f, -2.0f}, 2, 1);
+  write_bytes("e.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", ""));
+  const io::Dataset empty = io::read_dataset(path("e.npy"));
+  EXPECT_EQ(empty.view.rows, 0);
+  EXPECT_EQ(empty.view.cols, 3);
+}
+
 TEST_F(IoTest, NpyBatchesNeedTheFlag) {
   const auto x = sample(2 * 3 * 4, 1);
   io::write_npy(path("b.npy"), x.data(), {2, 3, 4});
@@ -192,6 +208,11 @@ TEST_F(IoTest, NpyMalformedFilesAreFileErrors) {
        "structured"},
       {"unknown type", npy_bytes("{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }\n", data), "'<c8'"},
       {"huge shape", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }\n", data),
+       "more elements"},
+      // An empty array whose other dimensions multiply past 64 bits (found by fuzz/fuzz_npy).
+      {"huge empty shape",
+       npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4611686018427387904), }\n",
+                 ""),
        "more elements"},
       {"lying shape", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000), }\n", data),
        "truncated"},
@@ -305,6 +326,29 @@ TEST_F(IoTest, RawFloat32NeedsTheExactShape) {
   EXPECT_NE(error_of([&] { io::read_dataset(path("x.f32"), ro); }).find("has 80 bytes"), std::string::npos);
   ro.raw_rows = 0;
   EXPECT_THROW(io::read_dataset(path("x.f32"), ro), Error);
+}
+
+// Bytes in memory read as a file of any format would be; a view into them keeps them alive.
+TEST_F(IoTest, InputsInMemory) {
+  const auto x = sample(4, 3);
+  io::write_npy(path("x.npy"), x.data(), {4, 3});
+  const std::string npy = read_bytes("x.npy");
+  io::Dataset ds;
+  {
+    const io::Input in = io::Input::copy("x in memory", npy.data(), npy.size());
+    ds = io::read_dataset(in, io::Format::npy);
+  }
+  EXPECT_TRUE(ds.mapped);  // a view into the copied bytes, which the dataset now owns
+  expect_same(ds, x, 4, 3);
+  EXPECT_EQ(io::read_npy(io::Input::copy("x", npy.data(), npy.size())).shape, (std::vector<std::int64_t>{4, 3}));
+  const std::string csv = "1,2,3\n4,5,6\n";
+  expect_same(io::read_dataset(io::Input::copy("c", csv.data(), csv.size()), io::Format::csv), {1, 2, 3, 4, 5, 6}, 2,
+              3);
+  const std::string msg = error_of([&] { io::read_dataset(io::Input::copy("bytes.npy", "xyz", 3), io::Format::npy); });
+  EXPECT_NE(msg.find("bytes.npy is not a .npy file"), std::string::npos) << msg;
+  // An empty input is read like an empty file.
+  EXPECT_NE(error_of([&] { io::read_dataset(io::Input::copy("e", nullptr, 0), io::Format::fvecs); }).find("empty"),
+            std::string::npos);
 }
 
 TEST_F(IoTest, FormatsFromExtensions) {

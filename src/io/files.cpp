@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "io/io.hpp"
 
@@ -55,6 +56,24 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<unsigned char*>(data_), size_);
+}
+
+Input Input::map(const std::string& path) {
+  auto file = std::make_shared<MappedFile>(path);
+  Input in;
+  in.data = file->data(), in.size = file->size(), in.name = path;
+  in.owner = std::move(file);
+  return in;
+}
+
+Input Input::copy(const std::string& name, const void* data, std::size_t size) {
+  // Exactly size bytes (no padding), so that a sanitizer sees any read past the end.
+  auto bytes = std::make_shared<std::vector<unsigned char>>(size);
+  if (size > 0) std::memcpy(bytes->data(), data, size);
+  Input in;
+  in.data = bytes->data(), in.size = size, in.name = name;
+  in.owner = std::move(bytes);
+  return in;
 }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {

@@ -40,6 +40,22 @@ class MappedFile {
   std::uint64_t size_ = 0;
 };
 
+/// The bytes of an input: a memory-mapped file (Input::map) or a copy in memory (Input::copy, for
+/// data that never was a file, tests, and the fuzz targets, whose exact-size heap copy lets
+/// AddressSanitizer catch a read one byte past the end). Readers parse these bytes; a Dataset that
+/// views them holds `owner`, which keeps them alive.
+struct Input {
+  const unsigned char* data = nullptr;
+  std::uint64_t size = 0;
+  std::string name;                   ///< the path, or a name for messages
+  std::shared_ptr<const void> owner;  ///< keeps data alive (a MappedFile, or the copied bytes)
+
+  /// The file at path, mapped read-only (MappedFile); FileError if it cannot be opened or mapped.
+  static Input map(const std::string& path);
+  /// A copy of size bytes at data, named name in messages.
+  static Input copy(const std::string& name, const void* data, std::size_t size);
+};
+
 /// The file formats, chosen from a path's extension by format_from_path (or named explicitly).
 enum class Format { npy, fvecs, bvecs, ivecs, csv, raw };
 
@@ -61,11 +77,12 @@ struct ReadOptions {
   std::int64_t raw_rows = 0, raw_cols = 0;
 };
 
-/// Points read from a file: a (B, N, D) view into a memory-mapped file (float32, float16 and
-/// bfloat16 .npy, .fvecs, raw float32: no copy) or into owned memory (converted formats).
+/// Points read from a file: a (B, N, D) view into the input's bytes, i.e. the memory-mapped file
+/// (float32, float16 and bfloat16 .npy, .fvecs, raw float32: no copy) or into owned memory
+/// (converted formats).
 struct Dataset {
   TensorView view;        ///< host memory; strides may differ from C order (.fvecs, Fortran .npy)
-  bool mapped = false;    ///< true when view points into a memory-mapped file
+  bool mapped = false;    ///< true when view points into the input's bytes (for a file: its mapping)
   std::string source;     ///< what the data was read from, for messages (path and format)
   std::shared_ptr<const void> storage;  ///< keeps the mapping or the owned buffer alive
 };
@@ -73,6 +90,8 @@ struct Dataset {
 /// Reads points from path in the given format (or the one its extension names).
 Dataset read_dataset(const std::string& path, Format format, const ReadOptions& options = {});
 Dataset read_dataset(const std::string& path, const ReadOptions& options = {});
+/// Reads points from bytes already at hand (the format must be named).
+Dataset read_dataset(const Input& input, Format format, const ReadOptions& options = {});
 
 /// An int32 matrix read from an .ivecs file (e.g. ground-truth neighbours), C order.
 struct IntMatrix {
@@ -80,6 +99,7 @@ struct IntMatrix {
   std::vector<std::int32_t> values;
 };
 IntMatrix read_ivecs(const std::string& path);
+IntMatrix read_ivecs(const Input& input);
 
 /// A .npy array loaded into memory, for outputs read back (labels, centroids).
 struct NpyArray {
@@ -88,6 +108,7 @@ struct NpyArray {
   std::vector<unsigned char> bytes;  ///< C order, little-endian
 };
 NpyArray read_npy(const std::string& path);
+NpyArray read_npy(const Input& input);
 
 /// Writes a C-order .npy file (format version 1.0, or 2.0 if the header needs it).
 void write_npy(const std::string& path, const float* data, const std::vector<std::int64_t>& shape);

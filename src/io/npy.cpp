@@ -129,18 +129,18 @@ std::uint32_t read_le32(const unsigned char* p) {
   return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24;
 }
 
-// Parses the preamble and header of a mapped .npy file and checks the data size against the file.
-NpyHeader parse_header(const MappedFile& f) {
-  const std::string& path = f.path();
-  const unsigned char* p = f.data();
-  if (f.size() < 10 || std::memcmp(p, kMagic, 6) != 0)
+// Parses the preamble and header of a .npy file and checks the data size against the file.
+NpyHeader parse_header(const Input& f) {
+  const std::string& path = f.name;
+  const unsigned char* p = f.data;
+  if (f.size < 10 || std::memcmp(p, kMagic, 6) != 0)
     throw FileError(path + " is not a .npy file: it does not start with the NumPy magic bytes");
   const int major = p[6];
   std::uint64_t header_len, preamble;
   if (major == 1) {
     header_len = std::uint32_t(p[8]) | std::uint32_t(p[9]) << 8, preamble = 10;
   } else if (major == 2 || major == 3) {
-    if (f.size() < 12) throw FileError(path + " is truncated: the .npy preamble is incomplete");
+    if (f.size < 12) throw FileError(path + " is truncated: the .npy preamble is incomplete");
     header_len = read_le32(p + 8), preamble = 12;
   } else {
     throw FileError(path + ": .npy format version " + std::to_string(major) + "." + std::to_string(p[7]) +
@@ -149,25 +149,33 @@ NpyHeader parse_header(const MappedFile& f) {
   if (header_len > kMaxHeader)
     throw FileError(path + " is not a valid .npy file: its header claims " + std::to_string(header_len) +
                     " bytes (at most " + std::to_string(kMaxHeader) + " are accepted)");
-  if (preamble + header_len > f.size())
+  if (preamble + header_len > f.size)
     throw FileError(path + " is truncated: the .npy header claims " + std::to_string(header_len) +
-                    " bytes, the file has " + std::to_string(f.size() - preamble) + " after the preamble");
+                    " bytes, the file has " + std::to_string(f.size - preamble) + " after the preamble");
   const std::string text(reinterpret_cast<const char*>(p + preamble), header_len);
   NpyHeader h = DictParser(text, path).parse();
   h.data_offset = preamble + header_len;
 
-  std::uint64_t count = 1;
+  // The product of the non-zero dimensions must fit as well: an empty array (one dimension 0)
+  // still has its other dimensions multiplied into strides.
+  std::uint64_t extent = 1;
+  bool empty = false;
   for (std::int64_t dim : h.shape) {
     const auto u = static_cast<std::uint64_t>(dim);
-    if (u != 0 && count > std::numeric_limits<std::uint64_t>::max() / 16 / u)
+    if (u == 0) {
+      empty = true;
+      continue;
+    }
+    if (extent > std::numeric_limits<std::uint64_t>::max() / 16 / u)
       throw FileError(path + " is not a valid .npy file: its shape " + shape_string(h.shape) +
                       " has more elements than any file can hold");
-    count *= u;
+    extent *= u;
   }
+  const std::uint64_t count = empty ? 0 : extent;
   h.count = count;
   const std::size_t item = descr_item_size(h.descr);
   if (item == 0) return h;  // unknown type: the caller says which it wanted
-  const std::uint64_t need = count * item, have = f.size() - h.data_offset;
+  const std::uint64_t need = count * item, have = f.size - h.data_offset;
   if (have < need)
     throw FileError(path + " is truncated: shape " + shape_string(h.shape) + " of '" + h.descr + "' needs " +
                     std::to_string(need) + " bytes of data, the file has " + std::to_string(have));
@@ -236,9 +244,9 @@ std::size_t descr_item_size(const std::string& descr) {
   return 0;
 }
 
-Dataset read_npy_dataset(const std::string& path, const ReadOptions& options) {
-  auto file = std::make_shared<MappedFile>(path);
-  const NpyHeader h = parse_header(*file);
+Dataset read_npy_dataset(const Input& input, const ReadOptions& options) {
+  const std::string& path = input.name;
+  const NpyHeader h = parse_header(input);
   const std::string& d = h.descr;
   if (d.size() >= 2 && d[0] == '>' && descr_item_size(d) > 1)
     throw FileError(path + ": big-endian data ('" + d + "') is not supported; convert it with "
@@ -288,7 +296,7 @@ Dataset read_npy_dataset(const std::string& path, const ReadOptions& options) {
   v.dtype = dtype;
   v.batch = dims[0], v.rows = dims[1], v.cols = dims[2];
   v.batch_stride = strides[0], v.row_stride = strides[1], v.col_stride = strides[2];
-  const unsigned char* data = file->data() + h.data_offset;
+  const unsigned char* data = input.data + h.data_offset;
   const std::size_t item = descr_item_size(d);
   if (to_float32) {
     auto buf = std::make_shared<std::vector<float>>();
@@ -300,22 +308,24 @@ Dataset read_npy_dataset(const std::string& path, const ReadOptions& options) {
     }
     v.data = buf->data();
     ds.storage = buf;
-  } else if (h.data_offset % item != 0) {
+  } else if (reinterpret_cast<std::uintptr_t>(data) % item != 0) {
     // A header of unusual length leaves the data unaligned: copy it to aligned memory.
     auto buf = std::make_shared<std::vector<std::uint32_t>>((h.count * item + 3) / 4);
-    std::memcpy(buf->data(), data, h.count * item);
+    if (h.count > 0) std::memcpy(buf->data(), data, h.count * item);  // an empty vector's data() may be null
     v.data = buf->data();
     ds.storage = buf;
   } else {
     v.data = data;
-    ds.storage = file;
+    ds.storage = input.owner;
     ds.mapped = true;
   }
   return ds;
 }
 
-NpyArray read_npy(const std::string& path) {
-  MappedFile file(path);
+NpyArray read_npy(const std::string& path) { return read_npy(Input::map(path)); }
+
+NpyArray read_npy(const Input& file) {
+  const std::string& path = file.name;
   const NpyHeader h = parse_header(file);
   if (descr_item_size(h.descr) == 0)
     throw FileError(path + " holds '" + h.descr + "' values: expected a plain numeric type");
@@ -323,7 +333,7 @@ NpyArray read_npy(const std::string& path) {
   NpyArray a;
   a.descr = h.descr, a.shape = h.shape;
   const std::uint64_t bytes = h.count * descr_item_size(h.descr);
-  a.bytes.assign(file.data() + h.data_offset, file.data() + h.data_offset + bytes);
+  a.bytes.assign(file.data + h.data_offset, file.data + h.data_offset + bytes);
   return a;
 }
 

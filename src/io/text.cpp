@@ -41,10 +41,10 @@ bool parse_fields(const char* begin, const char* end, std::vector<float>& out, s
 
 }  // namespace
 
-Dataset read_csv_dataset(const std::string& path, const ReadOptions& options) {
-  MappedFile file(path);
-  const char* p = reinterpret_cast<const char*>(file.data());
-  const char* end = p + file.size();
+Dataset read_csv_dataset(const Input& file, const ReadOptions& options) {
+  const std::string& path = file.name;
+  const char* p = reinterpret_cast<const char*>(file.data);
+  const char* end = p + file.size;
   auto buf = std::make_shared<std::vector<float>>();
   std::int64_t cols = -1, rows = 0, line_no = 0;
   bool first = true;
@@ -92,37 +92,47 @@ Dataset read_csv_dataset(const std::string& path, const ReadOptions& options) {
   return ds;
 }
 
-Dataset read_raw_dataset(const std::string& path, const ReadOptions& options) {
-  const std::int64_t n = options.raw_rows, d = options.raw_cols;
-  if (n <= 0 || d <= 0)
-    throw Error(ErrorKind::invalid_argument, "raw float32 input " + path +
+void check_raw_shape(const std::string& name, const ReadOptions& options) {
+  if (options.raw_rows <= 0 || options.raw_cols <= 0)
+    throw Error(ErrorKind::invalid_argument, "raw float32 input " + name +
                                                  " needs its shape: N and D, both positive (e.g. --shape 1000,128)");
-  auto file = std::make_shared<MappedFile>(path);
+}
+
+Dataset read_raw_dataset(const Input& file, const ReadOptions& options) {
+  const std::string& path = file.name;
+  check_raw_shape(path, options);
+  const std::int64_t n = options.raw_rows, d = options.raw_cols;
   if (static_cast<std::uint64_t>(n) > std::numeric_limits<std::uint64_t>::max() / 4 / static_cast<std::uint64_t>(d) ||
-      static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(d) * 4 != file->size())
-    throw FileError(path + " has " + std::to_string(file->size()) + " bytes: a raw float32 array of shape (" +
+      static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(d) * 4 != file.size)
+    throw FileError(path + " has " + std::to_string(file.size) + " bytes: a raw float32 array of shape (" +
                     std::to_string(n) + ", " + std::to_string(d) + ") has " +
                     std::to_string(static_cast<unsigned long long>(n) * static_cast<unsigned long long>(d) * 4));
   Dataset ds;
   TensorView& v = ds.view;
-  v.data = file->data(), v.dtype = DType::float32;
+  v.data = file.data, v.dtype = DType::float32;
   v.batch = 1, v.rows = n, v.cols = d;
   v.batch_stride = n * d, v.row_stride = d, v.col_stride = 1;
-  ds.storage = file, ds.mapped = true;
+  ds.storage = file.owner, ds.mapped = true;
   ds.source = path + " (raw float32)";
   return ds;
 }
 
-Dataset read_dataset(const std::string& path, Format format, const ReadOptions& options) {
+Dataset read_dataset(const Input& input, Format format, const ReadOptions& options) {
   switch (format) {
-    case Format::npy: return read_npy_dataset(path, options);
+    case Format::npy: return read_npy_dataset(input, options);
     case Format::fvecs:
     case Format::bvecs:
-    case Format::ivecs: return read_vecs_dataset(path, format);
-    case Format::csv: return read_csv_dataset(path, options);
-    case Format::raw: return read_raw_dataset(path, options);
+    case Format::ivecs: return read_vecs_dataset(input, format);
+    case Format::csv: return read_csv_dataset(input, options);
+    case Format::raw: return read_raw_dataset(input, options);
   }
   throw Error(ErrorKind::invalid_argument, "unknown format");
+}
+
+Dataset read_dataset(const std::string& path, Format format, const ReadOptions& options) {
+  // raw input needs its shape before anything is opened (a usage error, not a file error).
+  if (format == Format::raw) check_raw_shape(path, options);
+  return read_dataset(Input::map(path), format, options);
 }
 
 Dataset read_dataset(const std::string& path, const ReadOptions& options) {
