@@ -38,7 +38,7 @@ const char* const kDemoHelp =
     "  --repeats R     timed fits of each library, the best is reported (default 5)\n"
     "  --threads N     CPU threads (default 0: all cores)\n"
     "  --no-compare    do not run scikit-learn\n"
-    "  --python P      the Python interpreter for the comparison (default python3)\n";
+    "  --python P      the Python interpreter for the comparison (default $FLASHKMEANS_DEMO_PYTHON, else python3)\n";
 
 namespace {
 
@@ -325,7 +325,10 @@ int run_demo(const std::vector<std::string>& argv) {
   if (a.has("no-compare")) {
     std::printf("scikit-learn: not run (--no-compare)\n");
   } else {
-    const std::string python = a.str("python", "python3");
+    // The Python package's `flashkmeans` command names its own interpreter here, so that the
+    // comparison uses the scikit-learn installed beside it.
+    const char* env_python = std::getenv("FLASHKMEANS_DEMO_PYTHON");
+    const std::string python = a.str("python", env_python && *env_python ? env_python : "python3");
     if (std::system((python + " -c \"import sklearn\" >/dev/null 2>&1").c_str()) != 0) {
       std::printf("scikit-learn: not installed (%s -c \"import sklearn\" failed), comparison skipped\n",
                   python.c_str());
