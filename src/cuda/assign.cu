@@ -309,9 +309,10 @@ void launch_bn(const AssignPlan& p, const AssignArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
-AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d) {
+AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d, int device) {
   AssignPlan p;
   p.kind = kind;
+  if (plan_wgmma(p, k, d, device)) return p;
   p.bn = k <= 64 ? 64 : 128;
   const int es = element_size(kind), ks = k_step(kind);
   p.kp = static_cast<int>((k + p.bn - 1) / p.bn * p.bn);
@@ -333,14 +334,18 @@ AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d) {
 }
 
 void prepare_assign(const AssignPlan& plan) {
-  if (plan.bn == 64)
+  if (plan.wgmma)
+    prepare_wgmma(plan);
+  else if (plan.bn == 64)
     allow_smem_bn<64>(plan.kind);
   else
     allow_smem_bn<128>(plan.kind);
 }
 
 void launch_assign(const AssignPlan& plan, const AssignArgs& a, cudaStream_t stream) {
-  if (plan.bn == 64)
+  if (plan.wgmma)
+    launch_wgmma(plan, a, stream);
+  else if (plan.bn == 64)
     launch_bn<64>(plan, a, stream);
   else
     launch_bn<128>(plan, a, stream);

@@ -23,10 +23,18 @@ struct AssignPlan {
   int dc = 0;         ///< D chunk streamed per step; dc == dp when a point tile stays resident
   bool resident = true;
   int smem_bytes = 0;
+  // The Hopper kernel (assign_wgmma.cu): warp-group products, persistent blocks.
+  bool wgmma = false;
+  int slices = 1;         ///< 64-point slices per warp group: 128 * slices points per tile
+  int point_buffers = 1;  ///< point tiles held (2: the next one loads while this one is used)
+  int stages = 0;         ///< centroid tiles in flight
+  int blocks = 0;         ///< persistent blocks (one per multiprocessor)
 };
 
 /// Rows of the points must start 16-byte aligned (checked by the caller, which stages otherwise).
-AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d);
+/// On a Hopper device the plan is the wgmma kernel's where the shape fits it (16-bit and tf32
+/// products, D up to 256 / 128 elements); FLASHKMEANS_ASSIGN=mma forces the mma.sync kernel.
+AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d, int device);
 
 struct AssignArgs {
   const void* x = nullptr;          ///< (B, N, D) points, unit column stride, aligned rows
@@ -49,5 +57,10 @@ struct AssignArgs {
 void prepare_assign(const AssignPlan& plan);
 
 void launch_assign(const AssignPlan& plan, const AssignArgs& a, cudaStream_t stream);
+
+// The Hopper kernel's share of the above (assign_wgmma.cu).
+bool plan_wgmma(AssignPlan& plan, std::int64_t k, std::int64_t d, int device);
+void prepare_wgmma(const AssignPlan& plan);
+void launch_wgmma(const AssignPlan& plan, const AssignArgs& a, cudaStream_t stream);
 
 }  // namespace flashkmeans::cuda

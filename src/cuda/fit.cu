@@ -328,7 +328,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   LoopState s;
   s.batches = B, s.n = N, s.k = K, s.d = D, s.metric = opt.metric;
   s.max_iter = opt.max_iter, s.tol = opt.tol, s.final_assignment = opt.final_assignment;
-  s.plan = assign_plan(mma_kind(x.dtype, opt.precision), K, D);
+  s.plan = assign_plan(mma_kind(x.dtype, opt.precision), K, D, x.device.id);
   int multiprocessors = 0;
   FK_CUDA(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, x.device.id));
   plan_dense(s, multiprocessors, BN * D * element_bytes(x.dtype));
@@ -465,7 +465,7 @@ void predict_on_device(const TensorView& x, const TensorView& centroids, const P
 
   LoopState s;
   s.batches = B, s.n = N, s.k = K, s.d = D, s.metric = opt.metric;
-  s.plan = assign_plan(mma_kind(x.dtype, opt.precision), K, D);
+  s.plan = assign_plan(mma_kind(x.dtype, opt.precision), K, D, x.device.id);
   DeviceBuffer<float> c(B * K * D, st), h(static_cast<std::size_t>(B) * s.plan.kp, st);
   DeviceBuffer<unsigned char> ct(static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2), st);
   load_centroids(centroids, B, c.get(), st);

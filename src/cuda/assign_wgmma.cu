@@ -1,0 +1,469 @@
+// The fused assignment on Hopper: warp-group products (wgmma) read both operands from swizzled
+// shared memory, so a product costs one instruction per 64 x N x k-step instead of a stream of
+// fragment loads and mma.sync; the argmin stays fused (scores never leave registers).
+//
+// A block is persistent (one per multiprocessor) and walks over tiles of 128 * MT points:
+//   - a producer warp copies the point tile (once, double-buffered when it fits, so the next one
+//     loads while this one is used) and streams centroid tiles by TMA through a ring of stages;
+//     copies arrive on shared-memory barriers, consumers release stages through another barrier;
+//   - two consumer warp groups own MT slices of 64 points each; per centroid tile they start the
+//     accumulators at -h_k, issue the products of every slice, and fold each slice into a running
+//     maximum (score = h_k - x.c, the best centroid maximises -score); the next tile's products
+//     for a slice are issued as soon as it is folded, so the other slice's products overlap.
+// Points and centroids are K-major with the 128-byte swizzle: a row of dp elements is stored as
+// row_bytes / 128 blocks of 128 bytes, each block a [rows x 128 B] region whose 16-byte chunks
+// are XOR-permuted by the row's low 3 bits (the layout the descriptors name).
+#include <cuda.h>  // CUtensorMap (the encoder is reached through the runtime: no link to the driver)
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "cuda/assign.cuh"
+#include "cuda/check.cuh"
+#include "cuda/elements.cuh"
+#include "cuda/hopper.cuh"
+
+// 1: fold one slice while the other's products run (two accumulator sets in flight per warp
+// group). ptxas cannot prove the partial waits safe and serialises the products, so the default
+// leaves the overlap to the two warp groups.
+#ifndef FK_WGMMA_OVERLAP
+#define FK_WGMMA_OVERLAP 0
+#endif
+
+namespace flashkmeans::cuda {
+
+namespace {
+
+constexpr int kConsumerThreads = 256;               // two warp groups
+constexpr int kThreads = kConsumerThreads + 128;    // and a producer warp group (one warp copies)
+constexpr int kMaxStages = 4;
+constexpr int kSmemLimit = 227 * 1024;
+constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
+constexpr int kAlignSlack = 1024;                   // the tiles start at a 1024-byte boundary
+
+struct Shape {
+  int kp = 0;
+  int stages = 0, point_buffers = 0;
+  std::int64_t row_tiles = 0;  // point tiles per batch
+};
+
+__host__ __device__ constexpr int element_size(MmaKind k) { return k == MmaKind::tf32 ? 4 : 2; }
+// Padded rows of 128 elements (D up to 128): 256 bytes of 16-bit, 512 of float. A compile-time
+// row lets the k steps unroll, which keeps the accumulators in place between the products.
+__host__ __device__ constexpr int row_bytes(MmaKind k) { return 128 * element_size(k); }
+
+// Byte offset of 16-byte chunk c of row r in a swizzled tile of `rows` rows.
+__device__ __forceinline__ int swizzled(int rows, int r, int c) {
+  return (c >> 3) * rows * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+}
+
+__device__ __forceinline__ bool better(float s, int i, float bs, int bi) { return s < bs || (s == bs && i < bi); }
+
+#if FK_HOPPER
+template <MmaKind KIND, int BN>
+__device__ __forceinline__ void product(float (&d)[BN / 2], std::uint64_t a, std::uint64_t b) {
+  if constexpr (KIND == MmaKind::f16) {
+    if constexpr (BN == 128) hopper::wgmma_f16_n128(d, a, b); else hopper::wgmma_f16_n64(d, a, b);
+  } else if constexpr (KIND == MmaKind::bf16) {
+    if constexpr (BN == 128) hopper::wgmma_bf16_n128(d, a, b); else hopper::wgmma_bf16_n64(d, a, b);
+  } else {
+    if constexpr (BN == 128) hopper::wgmma_tf32_n128(d, a, b); else hopper::wgmma_tf32_n64(d, a, b);
+  }
+}
+#endif
+
+template <MmaKind KIND, int BN, int MT>
+__global__ void __launch_bounds__(kThreads, 1)
+    assign_wgmma_kernel(AssignArgs a, Shape sh, const __grid_constant__ CUtensorMap centroid_map) {
+#if FK_HOPPER
+  static_assert(MT == 1 || MT == 2, "one or two slices per warp group");
+  constexpr int ES = element_size(KIND);
+  constexpr int BM = 128 * MT;
+  constexpr int RB = row_bytes(KIND);
+  constexpr int CHUNKS_LOG = RB == 256 ? 4 : 5;  // log2 of 16-byte chunks per row
+  constexpr int KSTEPS = RB / 32;                // 32 bytes per k step: 16 elements of 16 bits or 8 of tf32
+  constexpr int x_bytes = BM * RB, c_bytes = BN * RB;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t{1023});
+  const int S = sh.stages, XB = sh.point_buffers;
+  unsigned char* xs = smem;
+  unsigned char* cs = xs + XB * x_bytes;
+  auto* full = reinterpret_cast<std::uint64_t*>(cs + S * c_bytes);
+  std::uint64_t* empty = full + kMaxStages;
+  std::uint64_t* x_full = empty + kMaxStages;
+  std::uint64_t* x_empty = x_full + 2;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < S; ++s) hopper::barrier_init(full + s, 1), hopper::barrier_init(empty + s, 8);
+    for (int s = 0; s < XB; ++s) hopper::barrier_init(x_full + s, 32), hopper::barrier_init(x_empty + s, 8);
+  }
+  __syncthreads();
+
+  const std::int64_t tiles = sh.row_tiles * a.batches;
+  const int col_tiles = sh.kp / BN;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  if (warp >= kConsumerThreads / 32) {
+    // Producer: hands its registers to the consumers. One warp: every lane copies 16-byte chunks
+    // of the point tile (rows and columns past the data are zero-filled; its barrier counts the
+    // lanes' arrivals), and lane 0 streams the centroid tiles by TMA, one box per 128 bytes of row.
+    hopper::release_registers<40>();
+    if (warp != kConsumerThreads / 32) return;
+    constexpr int chunk_mask = (1 << CHUNKS_LOG) - 1;
+    int it = 0, local = 0;
+    for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
+      if (a.skip && a.skip[b]) continue;
+      const int xb = local % XB;
+      if (local >= XB) hopper::barrier_wait(x_empty + xb, ((local / XB) - 1) & 1);
+      const char* xg = static_cast<const char*>(a.x) + (b * a.x_batch_stride + row0 * a.x_row_stride) * ES;
+      const std::int64_t rows_left = a.n - row0, row_bytes = a.d * ES;
+#pragma unroll 4
+      for (int p = lane; p < (BM << CHUNKS_LOG); p += 32) {
+        const int r = p >> CHUNKS_LOG, c = p & chunk_mask;
+        std::int64_t src = r < rows_left ? row_bytes - c * 16 : 0;
+        src = src < 0 ? 0 : (src > 16 ? 16 : src);
+        const char* g = src > 0 ? xg + r * a.x_row_stride * ES + c * 16 : static_cast<const char*>(a.x);
+        hopper::copy16(xs + xb * x_bytes + swizzled(BM, r, c), g, static_cast<int>(src));
+      }
+      hopper::copies_arrive(x_full + xb);
+      if (lane == 0) {
+        for (int j = 0; j < col_tiles; ++j, ++it) {
+          const int st = it % S;
+          if (it >= S) hopper::barrier_wait(empty + st, ((it / S) - 1) & 1);
+          hopper::barrier_expect_bytes(full + st, c_bytes);
+          const int row = static_cast<int>(b * sh.kp + j * BN);
+#pragma unroll
+          for (int kb = 0; kb < RB / 128; ++kb)
+            hopper::tensor_load_2d(cs + st * c_bytes + kb * BN * 128, &centroid_map, kb * (128 / ES), row, full + st);
+        }
+      }
+      ++local;
+    }
+    hopper::copies_wait_all();
+    return;
+  }
+
+  // Consumers. Accumulator register i of a slice holds row 16 * warp + g (+8 when i & 2) and
+  // column 8 * (i / 4) + 2 * t + (i & 1) of the 64 x BN product.
+  hopper::claim_registers<232>();
+  const int wg = warp / 4, wl = warp % 4, g = lane / 4, t = lane % 4;
+  const std::uint64_t c_desc = hopper::descriptor(cs);
+  float acc[MT][BN / 2];
+
+  // acc[m] = -h of centroid tile j.
+  const auto init_slice = [&](int m, const float* hb, int j) {
+#pragma unroll
+    for (int q = 0; q < BN / 8; ++q) {
+      const float2 h = __ldg(reinterpret_cast<const float2*>(hb + j * BN + 8 * q + 2 * t));
+      // Each register written from the loaded value, never copied from another accumulator: a
+      // copy would read accumulator registers while the other slice's products run.
+      acc[m][4 * q] = hopper::negated(h.x), acc[m][4 * q + 2] = hopper::negated(h.x);
+      acc[m][4 * q + 1] = hopper::negated(h.y), acc[m][4 * q + 3] = hopper::negated(h.y);
+    }
+  };
+  // acc[m] += the products of slice m with the centroid tile in stage st.
+  const auto issue_slice = [&](int m, int st, std::uint64_t x_desc) {
+    hopper::fence_registers(acc[m]);
+    hopper::wgmma_fence();
+    const int slice_bytes = (wg * MT + m) * 64 * 128;
+#pragma unroll
+    for (int k = 0; k < KSTEPS; ++k) {
+      const int kb = k >> 2, within = (k & 3) * 32;
+      product<KIND, BN>(acc[m], x_desc + ((kb * BM * 128 + slice_bytes + within) >> 4),
+                        c_desc + ((st * c_bytes + kb * BN * 128 + within) >> 4));
+    }
+    hopper::wgmma_commit();
+  };
+
+  int it = 0, local = 0;
+  for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
+    if (a.skip && a.skip[b]) continue;
+    const int xb = local % XB;
+    unsigned char* xt = xs + xb * x_bytes;
+    hopper::barrier_wait(x_full + xb, (local / XB) & 1);
+    if constexpr (KIND == MmaKind::tf32) {
+      // Round the points to tf32 in place (the products would truncate them): as the mma.sync
+      // path does, and as the centroids are stored.
+      float* xf = reinterpret_cast<float*>(xt);
+      for (int i = threadIdx.x; i < x_bytes / 4; i += kConsumerThreads) xf[i] = __uint_as_float(to_tf32(xf[i]));
+      hopper::fence_async_shared();
+      hopper::named_sync(1, kConsumerThreads);
+    }
+    const std::uint64_t x_desc = hopper::descriptor(xt);
+    const float* hb = a.h + b * sh.kp;
+
+    float best_s[MT][2];
+    int best_i[MT][2];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) best_s[m][hr] = -__int_as_float(0x7f800000), best_i[m][hr] = 0x7fffffff;
+
+    // The tile's best per row of slice m; the column is looked up only when it beats the running
+    // best (lowest column on ties, as earlier tiles hold lower columns).
+    const auto fold = [&](int m, int j) {
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        float mx = acc[m][2 * hr];
+#pragma unroll
+        for (int q = 0; q < BN / 8; ++q) mx = fmaxf(mx, fmaxf(acc[m][4 * q + 2 * hr], acc[m][4 * q + 2 * hr + 1]));
+        if (mx > best_s[m][hr]) {
+          int idx = 0;
+#pragma unroll
+          for (int q = BN / 8 - 1; q >= 0; --q) {
+            const int col = j * BN + 8 * q + 2 * t;
+            if (acc[m][4 * q + 2 * hr + 1] == mx) idx = col + 1;
+            if (acc[m][4 * q + 2 * hr] == mx) idx = col;
+          }
+          best_s[m][hr] = mx, best_i[m][hr] = idx;
+        }
+      }
+    };
+
+    hopper::barrier_wait(full + it % S, (it / S) & 1);
+    hopper::fence_async_shared();
+#pragma unroll
+    for (int m = 0; m < MT; ++m) init_slice(m, hb, 0);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) issue_slice(m, it % S, x_desc);
+#if FK_WGMMA_OVERLAP
+    // Pipelined over centroid tiles: slice m of tile j + 1 is issued as soon as slice m of tile j
+    // is folded, so the tensor cores have the other slice's products while one is folded. The
+    // waits count the groups issued after the one needed: the other slice's (MT - 1 of them).
+    for (int j = 0; j + 1 < col_tiles; ++j, ++it) {
+      const int st = it % S, next_st = (it + 1) % S;
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        hopper::wgmma_wait<MT - 1>();
+        hopper::fence_registers(acc[m]);
+        if (m == MT - 1 && lane == 0) hopper::barrier_arrive(empty + st);  // the stage's last reader is done
+        fold(m, j);
+        if (m == 0) {
+          hopper::barrier_wait(full + next_st, ((it + 1) / S) & 1);
+          hopper::fence_async_shared();
+        }
+        init_slice(m, hb, j + 1);
+        issue_slice(m, next_st, x_desc);
+      }
+    }
+    // The last tile: nothing follows, so slice m waits for MT - 1 - m groups.
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      if (MT == 2 && m == 0)
+        hopper::wgmma_wait<1>();
+      else
+        hopper::wgmma_wait<0>();
+      hopper::fence_registers(acc[m]);
+      if (m == MT - 1 && lane == 0) hopper::barrier_arrive(empty + it % S);
+      fold(m, col_tiles - 1);
+    }
+    ++it;
+#else
+    // Every slice of a tile completes before any is folded; the other warp group's products
+    // keep the tensor cores busy meanwhile.
+    for (int j = 0; j < col_tiles; ++j, ++it) {
+      hopper::wgmma_wait<0>();
+#pragma unroll
+      for (int m = 0; m < MT; ++m) hopper::fence_registers(acc[m]);
+      if (lane == 0) hopper::barrier_arrive(empty + it % S);  // the stage's last reader is done
+#pragma unroll
+      for (int m = 0; m < MT; ++m) fold(m, j);
+      if (j + 1 < col_tiles) {
+        const int next_st = (it + 1) % S;
+#pragma unroll
+        for (int m = 0; m < MT; ++m) init_slice(m, hb, j + 1);
+        hopper::barrier_wait(full + next_st, ((it + 1) / S) & 1);
+        hopper::fence_async_shared();
+#pragma unroll
+        for (int m = 0; m < MT; ++m) issue_slice(m, next_st, x_desc);
+      }
+    }
+#endif
+    if (lane == 0) hopper::barrier_arrive(x_empty + xb);  // every product on this point tile is done
+
+    // The four threads of a quad hold the same rows: combine them, then write.
+    int moved = 0;
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        float s = -best_s[m][hr];  // back to the score h_k - x.c
+        int i = best_i[m][hr];
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+          const float os = __shfl_xor_sync(0xffffffffu, s, off);
+          const int oi = __shfl_xor_sync(0xffffffffu, i, off);
+          if (better(os, oi, s, i)) s = os, i = oi;
+        }
+        const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
+        if (t == 0 && row < a.n) {
+          const std::int64_t at = b * a.n + row;
+          moved += a.labels[at] != i;
+          a.labels[at] = i;
+          if (a.keys) a.keys[at] = static_cast<std::int32_t>(b * a.k + i);
+          if (a.dist) {
+            float dist = s;  // dot: -x.c
+            if (a.metric == Metric::euclidean) dist = fmaxf(0.f, a.xx[at] + 2.f * s);
+            if (a.metric == Metric::cosine) dist = 1.f + s;
+            a.dist[at] = dist;
+          }
+        }
+      }
+    }
+    if (a.changed) {
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) moved += __shfl_xor_sync(0xffffffffu, moved, off);
+      if (lane == 0 && moved) atomicAdd(a.changed + b, moved);
+    }
+    ++local;
+  }
+#endif
+}
+
+// The centroid buffer (B * kp rows of dp elements) as a TMA tensor map: boxes of BN rows x 128
+// bytes, written to shared memory with the 128-byte swizzle.
+CUtensorMap centroid_map(const AssignPlan& p, const AssignArgs& a) {
+  static const auto encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    FK_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
+    FK_CHECK(fn && found == cudaDriverEntryPointSuccess, internal, "the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  const int es = element_size(p.kind);
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.dp), static_cast<cuuint64_t>(a.batches * p.kp)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.dp) * es};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(p.bn)};
+  const cuuint32_t steps[2] = {1, 1};
+  const CUresult r = encode(&map, es == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 2,
+                            const_cast<void*>(a.ct), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  FK_CHECK(r == CUDA_SUCCESS, internal, "cuTensorMapEncodeTiled failed for the centroid tiles (error " << r << ")");
+  return map;
+}
+
+template <MmaKind KIND, int BN, int MT>
+void launch_one(const AssignPlan& p, const AssignArgs& a, const Shape& sh, cudaStream_t stream) {
+  const std::int64_t tiles = sh.row_tiles * a.batches;
+  const auto blocks = static_cast<unsigned>(tiles < p.blocks ? tiles : p.blocks);
+  assign_wgmma_kernel<KIND, BN, MT><<<blocks, kThreads, p.smem_bytes, stream>>>(a, sh, centroid_map(p, a));
+  FK_CUDA_LAUNCHED();
+}
+
+// Calls f with the kernel instance of the plan (f is a generic lambda taking the function pointer
+// and its template arguments as a tag).
+template <MmaKind KIND, int BN, int MT>
+struct Tag {
+  static constexpr MmaKind kind = KIND;
+  static constexpr int bn = BN, mt = MT;
+};
+
+template <typename F>
+void dispatch(const AssignPlan& p, F&& f) {
+  const auto by_shape = [&](auto kind) {
+    constexpr MmaKind K = decltype(kind)::value;
+    if (p.bn == 128) {
+      if (p.slices == 2) return f(Tag<K, 128, 2>{});
+      return f(Tag<K, 128, 1>{});
+    }
+    if (p.slices == 2) return f(Tag<K, 64, 2>{});
+    return f(Tag<K, 64, 1>{});
+  };
+  switch (p.kind) {
+    case MmaKind::f16: return by_shape(std::integral_constant<MmaKind, MmaKind::f16>{});
+    case MmaKind::bf16: return by_shape(std::integral_constant<MmaKind, MmaKind::bf16>{});
+    default: return by_shape(std::integral_constant<MmaKind, MmaKind::tf32>{});
+  }
+}
+
+Shape shape_of(const AssignPlan& p, const AssignArgs& a) {
+  Shape sh;
+  sh.kp = p.kp;
+  sh.stages = p.stages, sh.point_buffers = p.point_buffers;
+  const std::int64_t bm = 128 * p.slices;
+  sh.row_tiles = (a.n + bm - 1) / bm;
+  return sh;
+}
+
+int smem_bytes(int row_bytes, int bn, int slices, int point_buffers, int stages) {
+  return point_buffers * 128 * slices * row_bytes + stages * bn * row_bytes + kBarrierBytes + kAlignSlack;
+}
+
+// Whether this device runs the Hopper kernels of this build (compiled for sm_90a, device 9.x).
+bool hopper_device(int device) {
+  static int cached[64];  // 0 unknown, 1 yes, 2 no
+  int& c = cached[device & 63];
+  if (c == 0) {
+    cudaDeviceProp prop{};
+    cudaFuncAttributes attr{};
+    const bool ok = cudaGetDeviceProperties(&prop, device) == cudaSuccess && prop.major == 9 &&
+                    cudaFuncGetAttributes(&attr, assign_wgmma_kernel<MmaKind::f16, 128, 2>) == cudaSuccess &&
+                    attr.binaryVersion >= 90;
+    (void)cudaGetLastError();
+    c = ok ? 1 : 2;
+  }
+  return c == 1;
+}
+
+}  // namespace
+
+bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
+  if (p.kind == MmaKind::tf32x3) return false;  // three products per step: the mma.sync path
+  const char* env = std::getenv("FLASHKMEANS_ASSIGN");
+  if (env && std::strcmp(env, "mma") == 0) return false;
+  if (!hopper_device(device)) return false;
+  // D from 65 to 128 (smaller D would pay for 128 columns; the mma.sync kernel takes it).
+  const int es = element_size(p.kind), rb = row_bytes(p.kind);
+  if (d <= 64 || d > 128) return false;
+  int bn = k <= 64 ? 64 : 128, slices = 0, buffers = 0, stages = 0;
+  // Preference: more points per tile (fewer centroid reads), then a second point buffer (the
+  // next tile loads during this one), then deeper centroid pipelines; at least 2 stages.
+  const int order[4][2] = {{2, 2}, {2, 1}, {1, 2}, {1, 1}};
+  for (const int bn_try : {bn, 64}) {
+    for (const auto& o : order) {
+      for (int s = kMaxStages; s >= 2 && !slices; --s)
+        if (smem_bytes(rb, bn_try, o[0], o[1], s) <= kSmemLimit) slices = o[0], buffers = o[1], stages = s, bn = bn_try;
+      if (slices) break;
+    }
+    if (slices) break;
+  }
+  if (!slices) return false;
+  if (const char* force = std::getenv("FLASHKMEANS_WGMMA")) {  // bn,slices,buffers,stages (tuning)
+    int f[4];
+    if (std::sscanf(force, "%d,%d,%d,%d", &f[0], &f[1], &f[2], &f[3]) == 4 && (f[0] == 64 || f[0] == 128) &&
+        (f[1] == 1 || f[1] == 2) && (f[2] == 1 || f[2] == 2) && f[3] >= 1 && f[3] <= kMaxStages &&
+        smem_bytes(rb, f[0], f[1], f[2], f[3]) <= kSmemLimit)
+      bn = f[0], slices = f[1], buffers = f[2], stages = f[3];
+  }
+  p.wgmma = true;
+  p.bn = bn, p.slices = slices, p.point_buffers = buffers, p.stages = stages;
+  p.dp = rb / es, p.dc = p.dp, p.resident = true;
+  p.kp = static_cast<int>((k + bn - 1) / bn * bn);
+  p.smem_bytes = smem_bytes(rb, bn, slices, buffers, stages);
+  FK_CUDA(cudaDeviceGetAttribute(&p.blocks, cudaDevAttrMultiProcessorCount, device));
+  return true;
+}
+
+void prepare_wgmma(const AssignPlan& p) {
+  dispatch(p, [&](auto tag) {
+    using T = decltype(tag);
+    FK_CUDA(cudaFuncSetAttribute(assign_wgmma_kernel<T::kind, T::bn, T::mt>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 kSmemLimit));
+  });
+}
+
+void launch_wgmma(const AssignPlan& p, const AssignArgs& a, cudaStream_t stream) {
+  const Shape sh = shape_of(p, a);
+  dispatch(p, [&](auto tag) {
+    using T = decltype(tag);
+    launch_one<T::kind, T::bn, T::mt>(p, a, sh, stream);
+  });
+}
+
+}  // namespace flashkmeans::cuda
