@@ -3,8 +3,8 @@
 // fragment loads and mma.sync; the argmin stays fused (scores never leave registers).
 //
 // A block is persistent (one per multiprocessor) and walks over tiles of 128 * MT points:
-//   - a producer warp copies the point tile (once, double-buffered when it fits, so the next one
-//     loads while this one is used) and streams centroid tiles by TMA through a ring of stages;
+//   - producer warps copy the point tile (once, double-buffered when it fits, so the next one
+//     loads while this one is used) and stream centroid tiles by TMA through a ring of stages;
 //     copies arrive on shared-memory barriers, consumers release stages through another barrier;
 //   - two consumer warp groups own MT slices of 64 points each; per centroid tile they start the
 //     accumulators at -h_k, issue the products of every slice, and fold each slice into a running
@@ -25,13 +25,6 @@
 #include "cuda/check.cuh"
 #include "cuda/elements.cuh"
 #include "cuda/hopper.cuh"
-
-// 1: fold one slice while the other's products run (two accumulator sets in flight per warp
-// group). ptxas cannot prove the partial waits safe and serialises the products, so the default
-// leaves the overlap to the two warp groups.
-#ifndef FK_WGMMA_OVERLAP
-#define FK_WGMMA_OVERLAP 0
-#endif
 
 namespace flashkmeans::cuda {
 
@@ -107,30 +100,21 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   if (warp >= kConsumerThreads / 32) {
-    // Producer: hands its registers to the consumers. One warp: every lane copies 16-byte chunks
-    // of the point tile (rows and columns past the data are zero-filled; its barrier counts the
-    // lanes' arrivals), and lane 0 streams the centroid tiles by TMA, one box per 128 bytes of row.
+    // Producers: hand their registers to the consumers. Two warps on independent timelines, so
+    // that a point tile loads while the previous one is still in use and the centroid stream
+    // never waits for it:
+    //   - the first, one lane: the centroid tiles by TMA, one box per 128 bytes of row;
+    //   - the second: the point tiles, every lane copying 16-byte chunks (rows and columns past
+    //     the data zero-filled); the barrier counts the lanes' arrivals.
     hopper::release_registers<40>();
-    if (warp != kConsumerThreads / 32) return;
+    const int role = warp - kConsumerThreads / 32;
+    if (role > 1 || (role == 0 && lane != 0)) return;
     constexpr int chunk_mask = (1 << CHUNKS_LOG) - 1;
     int it = 0, local = 0;
     for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
       if (a.skip && a.skip[b]) continue;
-      const int xb = local % XB;
-      if (local >= XB) hopper::barrier_wait(x_empty + xb, ((local / XB) - 1) & 1);
-      const char* xg = static_cast<const char*>(a.x) + (b * a.x_batch_stride + row0 * a.x_row_stride) * ES;
-      const std::int64_t rows_left = a.n - row0, row_bytes = a.d * ES;
-#pragma unroll 4
-      for (int p = lane; p < (BM << CHUNKS_LOG); p += 32) {
-        const int r = p >> CHUNKS_LOG, c = p & chunk_mask;
-        std::int64_t src = r < rows_left ? row_bytes - c * 16 : 0;
-        src = src < 0 ? 0 : (src > 16 ? 16 : src);
-        const char* g = src > 0 ? xg + r * a.x_row_stride * ES + c * 16 : static_cast<const char*>(a.x);
-        hopper::copy16(xs + xb * x_bytes + swizzled(BM, r, c), g, static_cast<int>(src));
-      }
-      hopper::copies_arrive(x_full + xb);
-      if (lane == 0) {
+      if (role == 0) {
         for (int j = 0; j < col_tiles; ++j, ++it) {
           const int st = it % S;
           if (it >= S) hopper::barrier_wait(empty + st, ((it / S) - 1) & 1);
@@ -140,6 +124,20 @@ __global__ void __launch_bounds__(kThreads, 1)
           for (int kb = 0; kb < RB / 128; ++kb)
             hopper::tensor_load_2d(cs + st * c_bytes + kb * BN * 128, &centroid_map, kb * (128 / ES), row, full + st);
         }
+      } else {
+        const int xb = local % XB;
+        if (local >= XB) hopper::barrier_wait(x_empty + xb, ((local / XB) - 1) & 1);
+        const char* xg = static_cast<const char*>(a.x) + (b * a.x_batch_stride + row0 * a.x_row_stride) * ES;
+        const std::int64_t rows_left = a.n - row0, row_bytes = a.d * ES;
+#pragma unroll 4
+        for (int p = lane; p < (BM << CHUNKS_LOG); p += 32) {
+          const int r = p >> CHUNKS_LOG, c = p & chunk_mask;
+          std::int64_t src = r < rows_left ? row_bytes - c * 16 : 0;
+          src = src < 0 ? 0 : (src > 16 ? 16 : src);
+          const char* g = src > 0 ? xg + r * a.x_row_stride * ES + c * 16 : static_cast<const char*>(a.x);
+          hopper::copy16(xs + xb * x_bytes + swizzled(BM, r, c), g, static_cast<int>(src));
+        }
+        hopper::copies_arrive(x_full + xb);
       }
       ++local;
     }
@@ -154,15 +152,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   const std::uint64_t c_desc = hopper::descriptor(cs);
   float acc[MT][BN / 2];
 
-  // acc[m] = -h of centroid tile j.
-  const auto init_slice = [&](int m, const float* hb, int j) {
+  // -h of a centroid tile's columns, loaded a tile ahead (the loads complete under the products).
+  float2 h_next[BN / 8];
+  const auto load_h = [&](const float* hb, int j) {
+#pragma unroll
+    for (int q = 0; q < BN / 8; ++q) h_next[q] = __ldg(reinterpret_cast<const float2*>(hb + j * BN + 8 * q + 2 * t));
+  };
+  // acc[m] = -h of the loaded tile. Each register is written from the loaded value, never copied
+  // from another accumulator (ptxas would take that for a read of accumulators in flight).
+  const auto init_slice = [&](int m) {
 #pragma unroll
     for (int q = 0; q < BN / 8; ++q) {
-      const float2 h = __ldg(reinterpret_cast<const float2*>(hb + j * BN + 8 * q + 2 * t));
-      // Each register written from the loaded value, never copied from another accumulator: a
-      // copy would read accumulator registers while the other slice's products run.
-      acc[m][4 * q] = hopper::negated(h.x), acc[m][4 * q + 2] = hopper::negated(h.x);
-      acc[m][4 * q + 1] = hopper::negated(h.y), acc[m][4 * q + 3] = hopper::negated(h.y);
+      acc[m][4 * q] = hopper::negated(h_next[q].x), acc[m][4 * q + 2] = hopper::negated(h_next[q].x);
+      acc[m][4 * q + 1] = hopper::negated(h_next[q].y), acc[m][4 * q + 3] = hopper::negated(h_next[q].y);
     }
   };
   // acc[m] += the products of slice m with the centroid tile in stage st.
@@ -225,48 +227,18 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     };
 
+    load_h(hb, 0);
     hopper::barrier_wait(full + it % S, (it / S) & 1);
     hopper::fence_async_shared();
 #pragma unroll
-    for (int m = 0; m < MT; ++m) init_slice(m, hb, 0);
+    for (int m = 0; m < MT; ++m) init_slice(m);
 #pragma unroll
     for (int m = 0; m < MT; ++m) issue_slice(m, it % S, x_desc);
-#if FK_WGMMA_OVERLAP
-    // Pipelined over centroid tiles: slice m of tile j + 1 is issued as soon as slice m of tile j
-    // is folded, so the tensor cores have the other slice's products while one is folded. The
-    // waits count the groups issued after the one needed: the other slice's (MT - 1 of them).
-    for (int j = 0; j + 1 < col_tiles; ++j, ++it) {
-      const int st = it % S, next_st = (it + 1) % S;
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        hopper::wgmma_wait<MT - 1>();
-        hopper::fence_registers(acc[m]);
-        if (m == MT - 1 && lane == 0) hopper::barrier_arrive(empty + st);  // the stage's last reader is done
-        fold(m, j);
-        if (m == 0) {
-          hopper::barrier_wait(full + next_st, ((it + 1) / S) & 1);
-          hopper::fence_async_shared();
-        }
-        init_slice(m, hb, j + 1);
-        issue_slice(m, next_st, x_desc);
-      }
-    }
-    // The last tile: nothing follows, so slice m waits for MT - 1 - m groups.
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      if (MT == 2 && m == 0)
-        hopper::wgmma_wait<1>();
-      else
-        hopper::wgmma_wait<0>();
-      hopper::fence_registers(acc[m]);
-      if (m == MT - 1 && lane == 0) hopper::barrier_arrive(empty + it % S);
-      fold(m, col_tiles - 1);
-    }
-    ++it;
-#else
     // Every slice of a tile completes before any is folded; the other warp group's products
-    // keep the tensor cores busy meanwhile.
+    // keep the tensor cores busy meanwhile. (Folding one slice while the other's products run
+    // needs partial waits, which ptxas cannot prove safe: it serialises the products then.)
     for (int j = 0; j < col_tiles; ++j, ++it) {
+      if (j + 1 < col_tiles) load_h(hb, j + 1);
       hopper::wgmma_wait<0>();
 #pragma unroll
       for (int m = 0; m < MT; ++m) hopper::fence_registers(acc[m]);
@@ -276,14 +248,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (j + 1 < col_tiles) {
         const int next_st = (it + 1) % S;
 #pragma unroll
-        for (int m = 0; m < MT; ++m) init_slice(m, hb, j + 1);
+        for (int m = 0; m < MT; ++m) init_slice(m);
         hopper::barrier_wait(full + next_st, ((it + 1) / S) & 1);
         hopper::fence_async_shared();
 #pragma unroll
         for (int m = 0; m < MT; ++m) issue_slice(m, next_st, x_desc);
       }
     }
-#endif
     if (lane == 0) hopper::barrier_arrive(x_empty + xb);  // every product on this point tile is done
 
     // The four threads of a quad hold the same rows: combine them, then write.
