@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 
+#include "cuda/buffer.cuh"
 #include "cuda/check.cuh"
 #include "cuda/elements.cuh"
 
@@ -410,14 +411,22 @@ __global__ void label_distances_kernel(LoopState s, PointsView x, float* dist) {
   if (lane == 0) dist[at] = s.metric == Metric::euclidean ? acc : s.metric == Metric::cosine ? 1.f - acc : -acc;
 }
 
-__global__ void batch_sums_kernel(const float* v, std::int64_t n, double* out) {
+// Values per block in the first pass of batch_sums: the split depends on n alone, so the sums
+// are the same run to run.
+constexpr std::int64_t kSumChunk = 64 * kBlock;
+
+// out[b * parts + part] = sum of chunk `part` of batch b (v holds batches of n values).
+template <typename T>
+__global__ void chunk_sums_kernel(const T* v, std::int64_t n, std::int64_t chunk, double* out) {
   __shared__ typename BlockSum::TempStorage tmp;
   __shared__ double red;
-  const float* p = v + blockIdx.x * n;
+  const std::int64_t b = blockIdx.y, part = blockIdx.x, begin = part * chunk;
+  const std::int64_t end = begin + chunk < n ? begin + chunk : n;
+  const T* p = v + b * n;
   double s = 0;
-  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) s += p[i];
+  for (std::int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += p[i];
   s = block_sum(s, tmp, &red);
-  if (threadIdx.x == 0) out[blockIdx.x] = s;
+  if (threadIdx.x == 0) out[b * gridDim.x + part] = s;
 }
 
 __global__ void restore_kernel(LoopState s) {
@@ -532,7 +541,20 @@ void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaS
 }
 
 void batch_sums(const float* v, std::int64_t batches, std::int64_t n, double* out, cudaStream_t stream) {
-  batch_sums_kernel<<<static_cast<unsigned>(batches), kBlock, 0, stream>>>(v, n, out);
+  // Two passes: chunks of kSumChunk values over the whole device, then the chunks of a batch.
+  // (One block per batch took tens of milliseconds for millions of points.)
+  const std::int64_t parts = std::max<std::int64_t>(1, (n + kSumChunk - 1) / kSumChunk);
+  if (parts == 1) {
+    chunk_sums_kernel<float><<<dim3(1, static_cast<unsigned>(batches)), kBlock, 0, stream>>>(v, n, n, out);
+    FK_CUDA_LAUNCHED();
+    return;
+  }
+  DeviceBuffer<double> partial(static_cast<std::size_t>(batches * parts), stream);
+  chunk_sums_kernel<float><<<dim3(static_cast<unsigned>(parts), static_cast<unsigned>(batches)), kBlock, 0, stream>>>(
+      v, n, kSumChunk, partial.get());
+  FK_CUDA_LAUNCHED();
+  chunk_sums_kernel<double><<<dim3(1, static_cast<unsigned>(batches)), kBlock, 0, stream>>>(partial.get(), parts, parts,
+                                                                                          out);
   FK_CUDA_LAUNCHED();
 }
 
