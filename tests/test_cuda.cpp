@@ -142,7 +142,7 @@ const Shape kShapes[] = {
     {"odd_1037x17_k13", 1037, 17, 13, false},
     {"2000x64_k100", 2000, 64, 100, false},
     {"777x129_k5", 777, 129, 5, false},
-    {"odd_1037x65_k131", 1037, 65, 131, false},  // D in 65..128: the Hopper kernel's range
+    {"odd_1037x65_k131", 1037, 65, 131, false},  // D in 65..128, K > 128: the Hopper kernel
     {"2051x128_k64", 2051, 128, 64, false},
     {"3001x100_k700", 3001, 100, 700, false},
     {"3001x784_k10", 3001, 784, 10, false},

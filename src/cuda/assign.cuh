@@ -33,7 +33,8 @@ struct AssignPlan {
 
 /// Rows of the points must start 16-byte aligned (checked by the caller, which stages otherwise).
 /// On a Hopper device the plan is the wgmma kernel's where the shape fits it (16-bit and tf32
-/// products, D up to 256 / 128 elements); FLASHKMEANS_ASSIGN=mma forces the mma.sync kernel.
+/// products, 64 < D <= 128, K > 128); FLASHKMEANS_ASSIGN=mma forces the mma.sync kernel and
+/// FLASHKMEANS_WGMMA=bn,slices,buffers,stages overrides the wgmma kernel's tiles (for tuning).
 AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d, int device);
 
 struct AssignArgs {

@@ -392,7 +392,10 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   // D from 65 to 128 (smaller D would pay for 128 columns; the mma.sync kernel takes it).
   const int es = element_size(p.kind), rb = row_bytes(p.kind);
   if (d <= 64 || d > 128) return false;
-  int bn = k <= 64 ? 64 : 128, slices = 0, buffers = 0, stages = 0;
+  // One centroid tile per point tile leaves the pipeline no depth: at K = 100 (32 x 16K fp16)
+  // the mma.sync kernel took 363 us per iteration and this one 443 (H100, docs/benchmarks.md).
+  if (k <= 128) return false;
+  int bn = 128, slices = 0, buffers = 0, stages = 0;
   // Preference (measured on an H100, docs/perf-notes.md): a second point buffer first (without
   // it every point tile waits for its load: -15% for tf32), then more points per tile (fewer
   // centroid reads), then wide centroid tiles, then deeper centroid pipelines; at least 2 stages.
