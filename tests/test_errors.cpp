@@ -6,6 +6,8 @@
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -412,6 +414,43 @@ TEST_F(FitErrors, NothingWrittenOnError) {
   // The same buffers are filled by a good call.
   EXPECT_NO_THROW(fk::fit_into(good, opt, out));
   EXPECT_TRUE(std::none_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; }));
+}
+
+// An error that arises while batch 1 runs, after batch 0 is done (running out of memory, here
+// simulated by the progress callback throwing std::bad_alloc, or the callback's own exception)
+// leaves fit_into's outputs as they were: results reach the caller's buffers only at the end.
+TEST_F(FitErrors, NothingWrittenOnErrorInALaterBatch) {
+  constexpr std::int32_t kLabel = 0x5a5a5a5a;
+  constexpr float kValue = -7.25e33f;
+  const std::int64_t nb = 3;
+  std::vector<float> x3(x.begin(), x.begin() + nb * N * D);
+  const TensorView v = TensorView::batched(x3.data(), nb, N, D);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(nb * N), kLabel);
+  std::vector<float> cent(static_cast<std::size_t>(nb * K * D), kValue), dist(static_cast<std::size_t>(nb * N), kValue);
+  auto untouched = [&](const char* what) {
+    EXPECT_TRUE(std::all_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; })) << what;
+    EXPECT_TRUE(std::all_of(cent.begin(), cent.end(), [](float c) { return c == kValue; })) << what;
+    EXPECT_TRUE(std::all_of(dist.begin(), dist.end(), [](float d) { return d == kValue; })) << what;
+  };
+  for (const fk::Algorithm algo : {fk::Algorithm::lloyd, fk::Algorithm::elkan}) {
+    fk::KMeansOptions o = opt;
+    o.algorithm = algo;
+    std::int64_t batches_seen = 0;
+    o.on_iteration = [&](const fk::IterationInfo& info) {
+      batches_seen = std::max(batches_seen, info.batch + 1);
+      if (info.batch == 1 && info.iteration == 2) throw std::bad_alloc();
+    };
+    expect_error([&] { fk::fit_into(v, o, {labels.data(), cent.data(), dist.data()}); }, ErrorKind::out_of_memory,
+                 {"not enough host memory"});
+    EXPECT_EQ(batches_seen, 2);  // batch 0 had finished
+    untouched("std::bad_alloc in batch 1");
+
+    o.on_iteration = [](const fk::IterationInfo& info) {
+      if (info.batch == 2) throw std::runtime_error("stop");
+    };
+    EXPECT_THROW(fk::fit_into(v, o, {labels.data(), cent.data(), nullptr}), std::runtime_error);
+    untouched("the callback's exception in batch 2");
+  }
 }
 
 // Nothing is written or half-done on a throw: the output of a good call afterwards is unaffected.

@@ -269,6 +269,31 @@ void predict_host(const TensorView& x, const TensorView& centroids, const Predic
 }
 
 }  // namespace
+// Host results are computed into the library's own buffers and reach the caller's in one copy at
+// the end, so an error in any batch (out of memory in batch 3, an exception thrown by
+// on_iteration) leaves the caller's buffers as they were.
+struct StagedOutputs {
+  std::vector<std::int32_t> labels;
+  std::vector<float> centroids, distances;
+
+  StagedOutputs(const OutputBuffers& out, std::int64_t points, std::int64_t centroid_values) {
+    with_memory_check([&] {
+      labels.resize(static_cast<std::size_t>(points));
+      if (out.centroids) centroids.resize(static_cast<std::size_t>(centroid_values));
+      if (out.distances) distances.resize(static_cast<std::size_t>(points));
+      return 0;
+    });
+  }
+  OutputBuffers buffers() {
+    return {labels.data(), centroids.empty() ? nullptr : centroids.data(), distances.empty() ? nullptr : distances.data()};
+  }
+  void copy_to(const OutputBuffers& out) const {
+    std::copy(labels.begin(), labels.end(), out.labels);
+    if (out.centroids) std::copy(centroids.begin(), centroids.end(), out.centroids);
+    if (out.distances) std::copy(distances.begin(), distances.end(), out.distances);
+  }
+};
+
 }  // namespace detail
 
 // Every entry point validates before it allocates or writes anything: on error the caller's
@@ -279,7 +304,10 @@ FitSummary fit_into(const TensorView& x, const KMeansOptions& opt, const OutputB
   FK_CHECK(out.labels != nullptr && out.centroids != nullptr, invalid_argument,
            "fit_into needs labels and centroids buffers: got a null pointer");
   if (x.device.type == DeviceType::cuda) return detail::cuda_fit_into(x, opt, out);
-  return detail::fit_host(x, opt, out, n_threads);
+  detail::StagedOutputs staged(out, x.batch * x.rows, x.batch * opt.n_clusters * x.cols);
+  FitSummary s = detail::fit_host(x, opt, staged.buffers(), n_threads);
+  staged.copy_to(out);
+  return s;
 }
 
 KMeansResult fit(const TensorView& x, const KMeansOptions& opt) {
@@ -309,7 +337,9 @@ void predict_into(const TensorView& x, const TensorView& centroids, const Predic
   detail::validate_predict(x, centroids, opt.metric, n_threads);
   FK_CHECK(out.labels != nullptr, invalid_argument, "predict_into needs a labels buffer: got a null pointer");
   if (x.device.type == DeviceType::cuda) return detail::cuda_predict_into(x, centroids, opt, out);
-  detail::predict_host(x, centroids, opt, out, n_threads);
+  detail::StagedOutputs staged({out.labels, nullptr, out.distances}, x.batch * x.rows, 0);
+  detail::predict_host(x, centroids, opt, staged.buffers(), n_threads);
+  staged.copy_to({out.labels, nullptr, out.distances});
 }
 
 PredictResult predict(const TensorView& x, const TensorView& centroids, Metric metric, int n_threads) {
