@@ -37,7 +37,9 @@ def _is_cupy(x: Any) -> bool:
 
 
 def _np_bfloat16():
-    """ml_dtypes' bfloat16 NumPy dtype, or None when ml_dtypes is not installed."""
+    """ml_dtypes' bfloat16 NumPy dtype, or None when ml_dtypes is not installed. Called only where a
+    bfloat16 array is at hand (a NumPy bfloat16 dtype exists only once ml_dtypes is imported), so
+    float32 and float16 work never imports ml_dtypes."""
     try:
         import ml_dtypes
     except ImportError:  # pragma: no cover - depends on the environment
@@ -70,7 +72,7 @@ def _dtype_error(what: str, dtype: Any) -> TypeError:
 
 
 def _from_numpy(x: np.ndarray, what: str) -> Prepared:
-    bf16 = _np_bfloat16()
+    bf16 = _np_bfloat16() if x.dtype.name == "bfloat16" else None
     out_dtype = x.dtype
     if bf16 is not None and x.dtype == bf16:
         x = x.view(np.uint16)
@@ -216,7 +218,7 @@ def like(p: Prepared, y: Any, what: str) -> Prepared:
         return prepare(host, what)
     if p.kind == _TORCH:
         torch = _torch()
-        bf16 = _np_bfloat16()
+        bf16 = _np_bfloat16() if host.dtype.name == "bfloat16" else None
         if bf16 is not None and host.dtype == bf16:
             return prepare(torch.from_numpy(host.astype(np.float32)).to(p.array.device, torch.bfloat16), what)
         return prepare(torch.from_numpy(np.ascontiguousarray(host)).to(p.array.device), what)

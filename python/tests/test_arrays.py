@@ -1,6 +1,9 @@
 """Every input kind and dtype: NumPy (float32/float16/bfloat16/float64, any strides, read-only,
 byte-swapped), torch CPU tensors, any DLPack producer; results of the input's kind."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -172,3 +175,15 @@ def test_torch_bfloat16_class_dtype():
 def test_torch_init_centroids_from_numpy():
     x = torch.from_numpy(gauss((1, 200, 4)))
     same(fk.batch_kmeans_Euclid(x, 3, 2, init_centroids=x[:, :3].numpy()), reference(x.numpy(), 3, 2))
+
+
+def test_float32_work_does_not_import_ml_dtypes():
+    # ml_dtypes is needed only for bfloat16 NumPy arrays; a broken ml_dtypes install (it has
+    # crashed on import in some environments) must not take float32 and float16 work down with it.
+    code = ("import sys, numpy as np, flashkmeans\n"
+            "x = np.random.default_rng(0).standard_normal((200, 5)).astype(np.float32)\n"
+            "flashkmeans.batch_kmeans_Euclid(x[None], 4, max_iters=3)\n"
+            "flashkmeans.FlashKMeans(d=5, k=4, niter=3).fit(x.astype(np.float16))\n"
+            "print('ml_dtypes' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
