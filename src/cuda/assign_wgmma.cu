@@ -17,7 +17,9 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -366,20 +368,24 @@ int smem_bytes(int row_bytes, int bn, int slices, int point_buffers, int stages)
   return point_buffers * 128 * slices * row_bytes + stages * bn * row_bytes + kBarrierBytes + kAlignSlack;
 }
 
-// Whether this device runs the Hopper kernels of this build (compiled for sm_90a, device 9.x).
+// Whether this device runs the Hopper kernels of this build: compiled for sm_90a (CMake defines
+// FLASHKMEANS_SM90A; a build for plain sm_90 has the kernels' bodies compiled out) and a 9.x device.
 bool hopper_device(int device) {
-  static int cached[64];  // 0 unknown, 1 yes, 2 no
-  int& c = cached[device & 63];
-  if (c == 0) {
+#ifndef FLASHKMEANS_SM90A
+  (void)device;
+  return false;
+#else
+  static std::atomic<int> cached[64];  // 0 unknown, 1 yes, 2 no
+  if (device < 0 || device >= 64) return false;
+  std::atomic<int>& c = cached[device];
+  if (c.load() == 0) {
     cudaDeviceProp prop{};
-    cudaFuncAttributes attr{};
-    const bool ok = cudaGetDeviceProperties(&prop, device) == cudaSuccess && prop.major == 9 &&
-                    cudaFuncGetAttributes(&attr, assign_wgmma_kernel<MmaKind::f16, 128, 2>) == cudaSuccess &&
-                    attr.binaryVersion >= 90;
+    const bool ok = cudaGetDeviceProperties(&prop, device) == cudaSuccess && prop.major == 9;
     (void)cudaGetLastError();
-    c = ok ? 1 : 2;
+    c.store(ok ? 1 : 2);
   }
-  return c == 1;
+  return c.load() == 1;
+#endif
 }
 
 }  // namespace
