@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "cuda/assign.cuh"
+#include "cuda/assign_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/elements.cuh"
 
@@ -52,7 +53,6 @@ __device__ __forceinline__ void mma(float (&c)[4], const std::uint32_t (&a)[4], 
   }
 }
 
-__host__ __device__ constexpr int element_size(MmaKind k) { return k == MmaKind::f16 || k == MmaKind::bf16 ? 2 : 4; }
 __host__ __device__ constexpr int k_step(MmaKind k) { return element_size(k) == 2 ? 16 : 8; }
 
 // Shared-memory row stride (elements) for rows of dc elements: a multiple of 16 bytes whose
@@ -61,8 +61,6 @@ __host__ __device__ constexpr int k_step(MmaKind k) { return element_size(k) == 
 __host__ __device__ constexpr int smem_stride(int dc, int esize) {
   return (dc * esize / 4 + ((8 - (dc * esize / 4) % 32) % 32 + 32) % 32) * 4 / esize;
 }
-
-__device__ __forceinline__ bool better(float s, int i, float bs, int bi) { return s < bs || (s == bs && i < bi); }
 
 // FIXED_DC: the D chunk as a compile-time constant (0: taken from dc_arg). With it the k loop
 // unrolls and every shared-memory address is a constant offset from one register per operand.
@@ -232,12 +230,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int hr = 0; hr < 2; ++hr) {
       float s = -best_s[mi][hr];  // back to the score h_k - x.c
       int i = best_i[mi][hr];
-#pragma unroll
-      for (int off = 1; off <= 2; off <<= 1) {
-        const float os = __shfl_xor_sync(0xffffffffu, s, off);
-        const int oi = __shfl_xor_sync(0xffffffffu, i, off);
-        if (better(os, oi, s, i)) s = os, i = oi;
-      }
+      quad_best(s, i);
       if (t == 0) {
         const int r = wm * 32 + mi * 16 + hr * 8 + g;
         red_s[wn * kBM + r] = s;
@@ -252,16 +245,7 @@ __global__ void __launch_bounds__(kThreads)
     float s = red_s[r];
     int i = red_i[r];
     if (better(red_s[kBM + r], red_i[kBM + r], s, i)) s = red_s[kBM + r], i = red_i[kBM + r];
-    const std::int64_t at = static_cast<std::int64_t>(b) * a.n + row0 + r;
-    moved = a.labels[at] != i;
-    a.labels[at] = i;
-    if (a.keys) a.keys[at] = static_cast<std::int32_t>(b * a.k + i);
-    if (a.dist) {
-      float dist = s;  // dot: -x.c
-      if (a.metric == Metric::euclidean) dist = fmaxf(0.f, a.xx[at] + 2.f * s);
-      if (a.metric == Metric::cosine) dist = 1.f + s;
-      a.dist[at] = dist;
-    }
+    moved = write_assignment(a, b, static_cast<std::int64_t>(b) * a.n + row0 + r, s, i);
   }
   const int moved_count = __syncthreads_count(moved);
   if (a.changed && threadIdx.x == 0 && moved_count) atomicAdd(a.changed + b, moved_count);

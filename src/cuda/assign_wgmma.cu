@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "cuda/assign.cuh"
+#include "cuda/assign_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/elements.cuh"
 #include "cuda/hopper.cuh"
@@ -45,7 +46,6 @@ struct Shape {
   std::int64_t row_tiles = 0;  // point tiles per batch
 };
 
-__host__ __device__ constexpr int element_size(MmaKind k) { return k == MmaKind::tf32 ? 4 : 2; }
 // Padded rows of 128 elements (D up to 128): 256 bytes of 16-bit, 512 of float. A compile-time
 // row lets the k steps unroll, which keeps the accumulators in place between the products.
 __host__ __device__ constexpr int row_bytes(MmaKind k) { return 128 * element_size(k); }
@@ -54,8 +54,6 @@ __host__ __device__ constexpr int row_bytes(MmaKind k) { return 128 * element_si
 __device__ __forceinline__ int swizzled(int rows, int r, int c) {
   return (c >> 3) * rows * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
 }
-
-__device__ __forceinline__ bool better(float s, int i, float bs, int bi) { return s < bs || (s == bs && i < bi); }
 
 #if FK_HOPPER
 template <MmaKind KIND, int BN>
@@ -259,7 +257,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     if (lane == 0) hopper::barrier_arrive(x_empty + xb);  // every product on this point tile is done
 
-    // The four threads of a quad hold the same rows: combine them, then write.
+    // Combine the four threads of a quad (same rows), then write.
     int moved = 0;
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
@@ -267,25 +265,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int hr = 0; hr < 2; ++hr) {
         float s = -best_s[m][hr];  // back to the score h_k - x.c
         int i = best_i[m][hr];
-#pragma unroll
-        for (int off = 1; off <= 2; off <<= 1) {
-          const float os = __shfl_xor_sync(0xffffffffu, s, off);
-          const int oi = __shfl_xor_sync(0xffffffffu, i, off);
-          if (better(os, oi, s, i)) s = os, i = oi;
-        }
+        quad_best(s, i);
         const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
-        if (t == 0 && row < a.n) {
-          const std::int64_t at = b * a.n + row;
-          moved += a.labels[at] != i;
-          a.labels[at] = i;
-          if (a.keys) a.keys[at] = static_cast<std::int32_t>(b * a.k + i);
-          if (a.dist) {
-            float dist = s;  // dot: -x.c
-            if (a.metric == Metric::euclidean) dist = fmaxf(0.f, a.xx[at] + 2.f * s);
-            if (a.metric == Metric::cosine) dist = 1.f + s;
-            a.dist[at] = dist;
-          }
-        }
+        if (t == 0 && row < a.n) moved += write_assignment(a, b, b * a.n + row, s, i);
       }
     }
     if (a.changed) {
