@@ -337,10 +337,33 @@ TEST_F(FitErrors, NullOutputBuffers) {
                ErrorKind::invalid_argument, {"predict_into needs a labels buffer: got a null pointer"});
 }
 
+// Output buffers of B batches filled with values no fit produces, and the check that they kept them.
+struct PoisonedOutputs {
+  static constexpr std::int32_t kLabel = 0x5a5a5a5a;
+  static constexpr float kValue = -7.25e33f;
+  std::vector<std::int32_t> labels;
+  std::vector<float> cent, dist;
+
+  explicit PoisonedOutputs(std::int64_t nb)
+      : labels(static_cast<std::size_t>(nb * N)), cent(static_cast<std::size_t>(nb * K * D)),
+        dist(static_cast<std::size_t>(nb * N)) {
+    poison();
+  }
+  fk::OutputBuffers buffers() { return {labels.data(), cent.data(), dist.data()}; }
+  void poison() {
+    std::fill(labels.begin(), labels.end(), kLabel);
+    std::fill(cent.begin(), cent.end(), kValue);
+    std::fill(dist.begin(), dist.end(), kValue);
+  }
+  void expect_untouched(const char* what) const {
+    EXPECT_TRUE(std::all_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; })) << what;
+    EXPECT_TRUE(std::all_of(cent.begin(), cent.end(), [](float v) { return v == kValue; })) << what;
+    EXPECT_TRUE(std::all_of(dist.begin(), dist.end(), [](float v) { return v == kValue; })) << what;
+  }
+};
+
 // On any validation error fit_into and predict_into write nothing: poisoned outputs stay poisoned.
 TEST_F(FitErrors, NothingWrittenOnError) {
-  constexpr std::int32_t kLabel = 0x5a5a5a5a;
-  constexpr float kValue = -7.25e33f;
   const std::int64_t nb = 2;
   std::vector<float> x2(x.begin(), x.begin() + nb * N * D), c2(x.begin(), x.begin() + nb * K * D);
   std::vector<float> xbad = x2, xzero = x2;
@@ -349,19 +372,8 @@ TEST_F(FitErrors, NothingWrittenOnError) {
   const TensorView good = TensorView::batched(x2.data(), nb, N, D);
   const TensorView cgood = TensorView::batched(c2.data(), nb, K, D);
 
-  std::vector<std::int32_t> labels(static_cast<std::size_t>(nb * N));
-  std::vector<float> cent(static_cast<std::size_t>(nb * K * D)), dist(static_cast<std::size_t>(nb * N));
-  const fk::OutputBuffers out{labels.data(), cent.data(), dist.data()};
-  auto poison = [&] {
-    std::fill(labels.begin(), labels.end(), kLabel);
-    std::fill(cent.begin(), cent.end(), kValue);
-    std::fill(dist.begin(), dist.end(), kValue);
-  };
-  auto untouched = [&](const char* what) {
-    EXPECT_TRUE(std::all_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; })) << what;
-    EXPECT_TRUE(std::all_of(cent.begin(), cent.end(), [](float v) { return v == kValue; })) << what;
-    EXPECT_TRUE(std::all_of(dist.begin(), dist.end(), [](float v) { return v == kValue; })) << what;
-  };
+  PoisonedOutputs outputs(nb);
+  const fk::OutputBuffers out = outputs.buffers();
 
   struct FitCase {
     const char* name;
@@ -384,9 +396,9 @@ TEST_F(FitErrors, NothingWrittenOnError) {
     TensorView v = good;
     fk::KMeansOptions o = opt;
     fc.change(v, o);
-    poison();
+    outputs.poison();
     EXPECT_THROW(fk::fit_into(v, o, out), fk::Error) << fc.name;
-    untouched(fc.name);
+    outputs.expect_untouched(fc.name);
     c2 = c_saved;
   }
   const std::pair<const char*, std::function<void()>> predict_cases[] = {
@@ -407,31 +419,24 @@ TEST_F(FitErrors, NothingWrittenOnError) {
          fk::predict_into(good, cgood, po, out); }},
   };
   for (const auto& [name, call] : predict_cases) {
-    poison();
+    outputs.poison();
     EXPECT_THROW(call(), fk::Error) << name;
-    untouched(name);
+    outputs.expect_untouched(name);
   }
   // The same buffers are filled by a good call.
   EXPECT_NO_THROW(fk::fit_into(good, opt, out));
-  EXPECT_TRUE(std::none_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; }));
+  EXPECT_TRUE(std::none_of(outputs.labels.begin(), outputs.labels.end(),
+                           [](std::int32_t l) { return l == PoisonedOutputs::kLabel; }));
 }
 
 // An error that arises while batch 1 runs, after batch 0 is done (running out of memory, here
 // simulated by the progress callback throwing std::bad_alloc, or the callback's own exception)
 // leaves fit_into's outputs as they were: results reach the caller's buffers only at the end.
 TEST_F(FitErrors, NothingWrittenOnErrorInALaterBatch) {
-  constexpr std::int32_t kLabel = 0x5a5a5a5a;
-  constexpr float kValue = -7.25e33f;
   const std::int64_t nb = 3;
   std::vector<float> x3(x.begin(), x.begin() + nb * N * D);
   const TensorView v = TensorView::batched(x3.data(), nb, N, D);
-  std::vector<std::int32_t> labels(static_cast<std::size_t>(nb * N), kLabel);
-  std::vector<float> cent(static_cast<std::size_t>(nb * K * D), kValue), dist(static_cast<std::size_t>(nb * N), kValue);
-  auto untouched = [&](const char* what) {
-    EXPECT_TRUE(std::all_of(labels.begin(), labels.end(), [](std::int32_t l) { return l == kLabel; })) << what;
-    EXPECT_TRUE(std::all_of(cent.begin(), cent.end(), [](float c) { return c == kValue; })) << what;
-    EXPECT_TRUE(std::all_of(dist.begin(), dist.end(), [](float d) { return d == kValue; })) << what;
-  };
+  PoisonedOutputs outputs(nb);
   for (const fk::Algorithm algo : {fk::Algorithm::lloyd, fk::Algorithm::elkan}) {
     fk::KMeansOptions o = opt;
     o.algorithm = algo;
@@ -440,16 +445,16 @@ TEST_F(FitErrors, NothingWrittenOnErrorInALaterBatch) {
       batches_seen = std::max(batches_seen, info.batch + 1);
       if (info.batch == 1 && info.iteration == 2) throw std::bad_alloc();
     };
-    expect_error([&] { fk::fit_into(v, o, {labels.data(), cent.data(), dist.data()}); }, ErrorKind::out_of_memory,
+    expect_error([&] { fk::fit_into(v, o, outputs.buffers()); }, ErrorKind::out_of_memory,
                  {"not enough host memory"});
     EXPECT_EQ(batches_seen, 2);  // batch 0 had finished
-    untouched("std::bad_alloc in batch 1");
+    outputs.expect_untouched("std::bad_alloc in batch 1");
 
     o.on_iteration = [](const fk::IterationInfo& info) {
       if (info.batch == 2) throw std::runtime_error("stop");
     };
-    EXPECT_THROW(fk::fit_into(v, o, {labels.data(), cent.data(), nullptr}), std::runtime_error);
-    untouched("the callback's exception in batch 2");
+    EXPECT_THROW(fk::fit_into(v, o, {outputs.labels.data(), outputs.cent.data(), nullptr}), std::runtime_error);
+    outputs.expect_untouched("the callback's exception in batch 2");
   }
 }
 
