@@ -889,6 +889,43 @@ TEST_F(CudaErrors, NanOrInfinityInDeviceData) {
   expect_still_works();
 }
 
+// Under cosine a zero row of device data has no direction: rejected with the host check's
+// message, in x (fit and predict), in given initial centroids and in predict's centroids.
+TEST_F(CudaErrors, ZeroRowsUnderCosineInDeviceData) {
+  for (DType dt : {DType::float32, DType::float16, DType::bfloat16}) {
+    SCOPED_TRACE(fk::to_string(dt));
+    std::vector<float> v(x.f32);
+    std::fill_n(v.begin() + (1 * n + 6) * d, d, 0.f);  // batch 1, row 6
+    v[static_cast<std::size_t>((1 * n + 9) * d + 2)] = 1e-13f;  // row 9: tiny but not all zero
+    const fkt::Array xb = fkt::make_array(v, nb, n, d, dt);
+    const fc::DeviceArray dxb = fc::upload(xb);
+    fk::KMeansOptions o = opt;
+    o.metric = fk::Metric::cosine;
+    expect_error([&] { fk::fit(dxb.view, o); }, ErrorKind::invalid_argument, {"x has a zero row", "batch 1, row 6"});
+    fc::Outputs out(nb, n, k, d);
+    expect_error([&] { fk::fit_into(dxb.view, o, out.buffers()); }, ErrorKind::invalid_argument, {"x has a zero row"});
+    EXPECT_EQ(fc::count_poisoned(out.labels.download()), static_cast<std::size_t>(nb * n));
+    EXPECT_EQ(fc::count_poisoned(out.centroids.download()), static_cast<std::size_t>(nb * k * d));
+    const fk::Metric p = fk::Metric::cosine;
+    expect_error([&] { fk::predict(dxb.view, dinit.view, p); }, ErrorKind::invalid_argument, {"x has a zero row"});
+    fk::TensorView c = dxb.view;
+    c.rows = n;  // K = n: the zero row is a centroid
+    o.init = fk::Init::given;
+    o.init_centroids = c;
+    o.n_clusters = n;
+    expect_error([&] { fk::fit(dx.view, o); }, ErrorKind::invalid_argument,
+                 {"init_centroids has a zero row", "batch 1, row 6"});
+    expect_error([&] { fk::predict(dx.view, c, p); }, ErrorKind::invalid_argument, {"centroids has a zero row"});
+    // Euclidean and dot accept zero rows.
+    o = opt;
+    for (fk::Metric m : {fk::Metric::euclidean, fk::Metric::dot}) {
+      o.metric = m;
+      EXPECT_NO_THROW(fk::fit(dxb.view, o));
+    }
+  }
+  expect_still_works();
+}
+
 TEST_F(CudaErrors, DeviceIdOutOfRange) {
   const int count = fc::device_count();
   fk::TensorView v = dx.view;
@@ -976,6 +1013,53 @@ TEST_F(CudaErrors, ProblemLargerThanTheDevice) {
   o.n_clusters = 1;
   o.max_iter = 1;
   expect_error([&] { fk::fit(v, o); }, ErrorKind::out_of_memory, {});
+  expect_still_works();
+}
+
+// Running out of device memory part-way through a fit's allocations leaves the caller's buffers
+// untouched. Most of the free memory is taken by the test, leaving a margin that ranges from
+// nothing to more than the fit needs, so that the failure falls before, between and after the
+// fit's allocations; every failing fit must have written nothing.
+TEST_F(CudaErrors, OutOfMemoryLeavesOutputsUntouched) {
+  fk::TensorView v = dx.view;  // 2^26 reads of one row (strides 0): tiny input, ~2.5 GiB of work buffers
+  v.batch = 1, v.rows = std::int64_t{1} << 26, v.cols = 1;
+  v.batch_stride = 0, v.row_stride = 0, v.col_stride = 1;
+  fk::KMeansOptions o;
+  o.n_clusters = 4;
+  o.max_iter = 2;
+  o.tol = 0;
+  int failures = 0, successes = 0;
+  for (std::size_t margin_mib = 0; margin_mib <= 4096 && successes == 0; margin_mib += 128) {
+    SCOPED_TRACE("margin " + std::to_string(margin_mib) + " MiB");
+    fc::Outputs out(1, v.rows, o.n_clusters, 1);
+    fc::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    std::size_t free_bytes = 0, total = 0;
+    fc::check(cudaMemGetInfo(&free_bytes, &total), "cudaMemGetInfo");
+    const std::size_t margin = margin_mib << 20;
+    void* hog = nullptr;
+    if (free_bytes <= margin || cudaMalloc(&hog, free_bytes - margin) != cudaSuccess) {
+      (void)cudaGetLastError();
+      continue;
+    }
+    bool threw = false;
+    try {
+      fk::fit_into(v, o, out.buffers());
+    } catch (const fk::Error& e) {
+      threw = true;
+      EXPECT_EQ(e.kind(), ErrorKind::out_of_memory) << e.what();
+    }
+    fc::check(cudaFree(hog), "cudaFree");
+    if (threw) {
+      ++failures;
+      EXPECT_EQ(fc::count_poisoned(out.labels.download()), static_cast<std::size_t>(v.rows));
+      EXPECT_EQ(fc::count_poisoned(out.centroids.download()), static_cast<std::size_t>(o.n_clusters));
+    } else {
+      ++successes;
+      EXPECT_EQ(fc::count_poisoned(out.labels.download()), 0u);
+    }
+  }
+  EXPECT_GT(failures, 0);
+  EXPECT_GT(successes, 0);
   expect_still_works();
 }
 

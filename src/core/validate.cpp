@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 
@@ -57,6 +58,21 @@ void validate_view(const TensorView& v, const char* what) {
                    "within addressable memory");
 }
 
+void throw_nonfinite_row(const char* what, std::int64_t r, std::int64_t rows) {
+  FK_CHECK(false, invalid_argument,
+           what << " contains NaN or infinity (first in batch " << r / rows << ", row " << r % rows
+                << "); expected finite values");
+  std::abort();  // unreachable: FK_CHECK(false, ...) throws
+}
+
+void throw_zero_row(const char* what, std::int64_t r, std::int64_t rows) {
+  FK_CHECK(false, invalid_argument,
+           what << " has a zero row (norm below 1e-12; first in batch " << r / rows << ", row " << r % rows
+                << "), which has no direction under the cosine metric: remove such rows or use the "
+                   "euclidean or dot metric");
+  std::abort();
+}
+
 void validate_finite(const TensorView& v, const char* what, int n_threads) {
   if (v.device.type != DeviceType::cpu) return;  // the CUDA backend checks device data on the device
   std::int64_t bad = -1;  // flat index of the first non-finite element, or -1
@@ -79,12 +95,7 @@ void validate_finite(const TensorView& v, const char* what, int n_threads) {
     }
     if (!ok) bad = std::max(bad, rows - r);  // max of (rows - r) picks the first bad row
   }
-  if (bad >= 0) {
-    const std::int64_t r = rows - bad;
-    FK_CHECK(false, invalid_argument,
-             what << " contains NaN or infinity (first in batch " << r / v.rows << ", row "
-                  << r % v.rows << "); expected finite values");
-  }
+  if (bad >= 0) throw_nonfinite_row(what, rows - bad, v.rows);
 }
 
 void validate_directions(const TensorView& v, const char* what, int n_threads) {
@@ -105,13 +116,7 @@ void validate_directions(const TensorView& v, const char* what, int n_threads) {
     }
     if (!has_direction && !(std::sqrt(s) >= 1e-12)) bad = std::max(bad, rows - r);
   }
-  if (bad >= 0) {
-    const std::int64_t r = rows - bad;
-    FK_CHECK(false, invalid_argument,
-             what << " has a zero row (norm below 1e-12; first in batch " << r / v.rows << ", row " << r % v.rows
-                  << "), which has no direction under the cosine metric: remove such rows or use the "
-                     "euclidean or dot metric");
-  }
+  if (bad >= 0) throw_zero_row(what, rows - bad, v.rows);
 }
 
 void validate_fit(const TensorView& x, const KMeansOptions& opt, int n_threads) {

@@ -1,6 +1,8 @@
 // Checks at the API boundary, once, before anything is computed or written.
 #pragma once
 
+#include <cstdint>
+
 #include "flashkmeans/options.hpp"
 #include "flashkmeans/tensor.hpp"
 
@@ -9,6 +11,11 @@ namespace flashkmeans::detail {
 /// Throws Error naming the argument (what) when v is not a usable host array: null data, empty or
 /// negative shape, negative strides, sizes that overflow, a device this build cannot read.
 void validate_view(const TensorView& v, const char* what);
+
+/// The errors for a bad row at flat index r (b * rows + row) of an argument, shared by the host
+/// checks and the CUDA backend's checks of device data.
+[[noreturn]] void throw_nonfinite_row(const char* what, std::int64_t r, std::int64_t rows);
+[[noreturn]] void throw_zero_row(const char* what, std::int64_t r, std::int64_t rows);
 
 /// Throws when any element of v is NaN or infinite.
 void validate_finite(const TensorView& v, const char* what, int n_threads);

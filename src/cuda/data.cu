@@ -40,16 +40,29 @@ __device__ float inverse_norm(std::int64_t cols, Get get, typename BlockSum::Tem
   return static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
 }
 
-// One block per row; the lowest bad row wins (atomicMin on the flat row index).
-__global__ void finite_kernel(ViewArgs v, int* flag) {
+// One block per row; the lowest bad row wins (atomicMin on the flat row index). flags[0] collects
+// rows holding NaN or infinity, flags[1] (when zero_rows) rows without a direction: no element of
+// magnitude 1e-12 or more and a norm below 1e-12, the host check's rule.
+__global__ void bad_rows_kernel(ViewArgs v, bool zero_rows, int* flags) {
+  __shared__ typename BlockSum::TempStorage tmp;
   const std::int64_t r = blockIdx.x;
   const std::int64_t base = row_base(v, r);
-  bool bad = false;
+  const int at = static_cast<int>(r < 0x7fffffff ? r : 0x7ffffffe);
+  bool bad = false, direction = false;
+  double sq = 0;
   for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x) {
     const float x = load_as_float(v.data, base + q * v.col_stride, v.dtype);
     bad |= !isfinite(x);
+    direction |= fabsf(x) >= 1e-12f;
+    sq += static_cast<double>(x) * x;
   }
-  if (__syncthreads_or(bad) && threadIdx.x == 0) atomicMin(flag, static_cast<int>(r < 0x7fffffff ? r : 0x7ffffffe));
+  if (__syncthreads_or(bad)) {
+    if (threadIdx.x == 0) atomicMin(flags, at);
+    return;
+  }
+  if (!zero_rows || __syncthreads_or(direction)) return;
+  const double total = BlockSum(tmp).Sum(sq);
+  if (threadIdx.x == 0 && !(sqrt(total) >= 1e-12)) atomicMin(flags + 1, at);
 }
 
 __global__ void stage_kernel(ViewArgs v, void* dst, DType out_type, std::int64_t ld, bool normalize) {
@@ -107,16 +120,16 @@ __global__ void normalize_kernel(float* c, std::int64_t d) {
 
 }  // namespace
 
-std::int64_t first_nonfinite_row(const TensorView& v, int* flag, cudaStream_t stream) {
-  const int none = 0x7fffffff;
-  FK_CUDA(cudaMemcpyAsync(flag, &none, sizeof(int), cudaMemcpyHostToDevice, stream));
+BadRows find_bad_rows(const TensorView& v, bool zero_rows, int* flags, cudaStream_t stream) {
+  const int none[2] = {0x7fffffff, 0x7fffffff};
+  FK_CUDA(cudaMemcpyAsync(flags, none, sizeof(none), cudaMemcpyHostToDevice, stream));
   const std::int64_t rows = v.batch * v.rows;
-  finite_kernel<<<static_cast<unsigned>(rows), kBlock, 0, stream>>>(args_of(v), flag);
+  bad_rows_kernel<<<static_cast<unsigned>(rows), kBlock, 0, stream>>>(args_of(v), zero_rows, flags);
   FK_CUDA_LAUNCHED();
-  int found = none;
-  FK_CUDA(cudaMemcpyAsync(&found, flag, sizeof(int), cudaMemcpyDeviceToHost, stream));
+  int found[2] = {none[0], none[1]};
+  FK_CUDA(cudaMemcpyAsync(found, flags, sizeof(found), cudaMemcpyDeviceToHost, stream));
   FK_CUDA(cudaStreamSynchronize(stream));
-  return found == none ? -1 : found;
+  return {found[0] == none[0] ? -1 : found[0], found[1] == none[1] ? -1 : found[1]};
 }
 
 void stage_rows(const TensorView& v, void* dst, DType out_type, std::int64_t ld, bool normalize, cudaStream_t stream) {

@@ -10,8 +10,13 @@
 
 namespace flashkmeans::cuda {
 
-/// Index (b * rows + row) of the first row of v holding NaN or infinity, or -1. Synchronises.
-std::int64_t first_nonfinite_row(const TensorView& v, int* flag_scratch, cudaStream_t stream);
+/// Flat indices (b * rows + row) of the first bad rows of v, -1 where there is none.
+struct BadRows {
+  std::int64_t nonfinite;  ///< first row holding NaN or infinity
+  std::int64_t zero;       ///< first finite row without a direction (only searched when asked)
+};
+/// Scans v on the device (flag_scratch: two ints of device memory). Synchronises.
+BadRows find_bad_rows(const TensorView& v, bool zero_rows, int* flag_scratch, cudaStream_t stream);
 
 /// Copies v into dst as C-contiguous rows of ld elements of dtype out_type (ld >= v.cols, zero
 /// padded), scaling every row to unit norm when normalize is set.

@@ -17,6 +17,7 @@
 #include "core/cuda_entry.hpp"
 #include "core/init.hpp"
 #include "core/rng.hpp"
+#include "core/validate.hpp"
 #include "cuda/assign.cuh"
 #include "cuda/buffer.cuh"
 #include "cuda/data.cuh"
@@ -127,11 +128,12 @@ MmaKind mma_kind(DType t, Precision p) {
   return p == Precision::tf32 ? MmaKind::tf32 : MmaKind::tf32x3;
 }
 
-void check_finite(const TensorView& v, const char* what, int* scratch, cudaStream_t stream) {
-  const std::int64_t r = first_nonfinite_row(v, scratch, stream);
-  FK_CHECK(r < 0, invalid_argument,
-           what << " contains NaN or infinity (first in batch " << r / v.rows << ", row " << r % v.rows
-                << "); expected finite values");
+// NaN or infinity anywhere, and under cosine rows without a direction, are errors (the host
+// checks' messages; device data is only read here).
+void check_rows(const TensorView& v, const char* what, Metric metric, int* scratch, cudaStream_t stream) {
+  const BadRows bad = find_bad_rows(v, metric == Metric::cosine, scratch, stream);
+  if (bad.nonfinite >= 0) detail::throw_nonfinite_row(what, bad.nonfinite, v.rows);
+  if (bad.zero >= 0) detail::throw_zero_row(what, bad.zero, v.rows);
 }
 
 void check_sizes(const TensorView& x, std::int64_t k) {
@@ -237,7 +239,8 @@ void initial_centroids(const TensorView& x, const KMeansOptions& opt, float* c, 
   const std::int64_t k = opt.n_clusters;
   switch (opt.init) {
     case Init::given:
-      if (opt.init_centroids.device.type == DeviceType::cuda) check_finite(opt.init_centroids, "init_centroids", scratch, stream);
+      if (opt.init_centroids.device.type == DeviceType::cuda)
+        check_rows(opt.init_centroids, "init_centroids", opt.metric, scratch, stream);
       load_centroids(opt.init_centroids, x.batch, c, stream);
       break;
     case Init::random: {
@@ -320,8 +323,8 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = opt.n_clusters, BN = B * N, BK = B * K;
   check_sizes(x, K);
 
-  DeviceBuffer<int> scratch(1, st);
-  check_finite(x, "x", scratch.get(), st);
+  DeviceBuffer<int> scratch(2, st);
+  check_rows(x, "x", opt.metric, scratch.get(), st);
   Points pts(st);
   prepare_points(x, opt.metric, pts, st);
 
@@ -333,8 +336,6 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   FK_CUDA(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, x.device.id));
   plan_dense(s, multiprocessors, BN * D * element_bytes(x.dtype));
   s.run_rows = plan_run_rows(BN, multiprocessors);
-  s.c = out.centroids;
-  initial_centroids(x, opt, s.c, scratch.get(), st);
 
   const std::size_t ct_bytes = static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2);
   DeviceBuffer<float> c_prev(BK * D, st), h(static_cast<std::size_t>(B) * s.plan.kp, st),
@@ -357,7 +358,6 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   s.history = history.get(), s.iteration = counters.get(), s.finished = counters.get() + 1;
   s.labels = out.labels, s.dist = dist, s.partial_counts = partial_counts.get();
 
-  FK_CUDA(cudaMemsetAsync(out.labels, 0xff, sizeof(std::int32_t) * BN, st));  // -1: no label yet
   FK_CUDA(cudaMemsetAsync(changed.get(), 0, sizeof(int) * B, st));
   FK_CUDA(cudaMemsetAsync(n_iter.get(), 0, sizeof(int) * B, st));
   FK_CUDA(cudaMemsetAsync(done.get(), 0, B, st));
@@ -365,13 +365,19 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   iota_kernel<<<static_cast<unsigned>((BN + 255) / 256), 256, 0, st>>>(iota.get(), BN);
   FK_CUDA_LAUNCHED();
   if (opt.metric == Metric::euclidean) batch_sums(pts.xx.get(), B, N, sum_xx.get(), st);
-  prepare_centroids(s, st);
 
   const int bits = key_bits(BK);
   std::size_t sort_bytes = 0;
   FK_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys.get(), sorted_keys.get(), iota.get(), perm.get(),
                                           static_cast<int>(BN), 0, bits, st));
   DeviceBuffer<unsigned char> sort_tmp(std::max<std::size_t>(sort_bytes, 1), st);
+
+  // The caller's buffers are first written here, after every allocation: running out of device
+  // memory (or a bad given centroid) above leaves them untouched.
+  s.c = out.centroids;
+  initial_centroids(x, opt, s.c, scratch.get(), st);
+  FK_CUDA(cudaMemsetAsync(out.labels, 0xff, sizeof(std::int32_t) * BN, st));  // -1: no label yet
+  prepare_centroids(s, st);
 
   AssignArgs a;
   a.x = pts.assign.data, a.x_batch_stride = pts.assign.batch_stride, a.x_row_stride = pts.assign.row_stride;
@@ -457,9 +463,9 @@ void predict_on_device(const TensorView& x, const TensorView& centroids, const P
   const cudaStream_t st = scope.get();
   const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = centroids.rows;
   check_sizes(x, K);
-  DeviceBuffer<int> scratch(1, st);
-  check_finite(x, "x", scratch.get(), st);
-  if (centroids.device.type == DeviceType::cuda) check_finite(centroids, "centroids", scratch.get(), st);
+  DeviceBuffer<int> scratch(2, st);
+  check_rows(x, "x", opt.metric, scratch.get(), st);
+  if (centroids.device.type == DeviceType::cuda) check_rows(centroids, "centroids", opt.metric, scratch.get(), st);
   Points pts(st);
   prepare_points(x, opt.metric, pts, st);
 
