@@ -93,65 +93,81 @@ void for_each_row_block(const float* x, std::int64_t ldx, std::int64_t n, std::i
   }
 }
 
-// R points against G centroids (rows of c), vectorised along d: no packing and no padding of K.
-// Each centroid load feeds R points, so the centroids (which live in L2 beside the streaming data)
-// cost G loads per R * G multiply-adds. The kernel for few centroids in many dimensions.
+// The few-centroid kernel (K <= 16 in many dimensions): R points against G centroids, vectorised
+// along d, with no packing and no padding of K. Each centroid load feeds R points and each point
+// load G centroids. d is cut into slices so that a slice of every centroid and of the span of
+// points in flight stays in L1 (whole rows of 784 floats did not: the centroids then streamed from
+// L2 for every block of points). The R x G accumulators live in memory between slices; lane for
+// lane they sum the same products in the same order as one pass over d would.
+//
+// Alongside, a block call prefetches the cache lines [pf, pf_end) of rows that come later, one
+// line per step: spread over the arithmetic the requests keep memory busy, where a burst of
+// prefetches stalled on full miss buffers.
 template <int R, int G>
-inline void dot_block(const float* x, std::int64_t ldx, const float* c, std::int64_t ldc, std::int64_t d,
-                      float out[R][G]) {
-  vf acc[R][G];
+inline void dot_slice(const float* x, std::int64_t ldx, const float* c, std::int64_t ldc, std::int64_t k0,
+                      std::int64_t k1, vf* acc, std::int64_t lda, const char* pf, const char* pf_end) {
+  vf a[R][G];
   for (int r = 0; r < R; ++r)
-    for (int g = 0; g < G; ++g) acc[r][g] = vf{};
-  std::int64_t k = 0;
-  for (; k + W <= d; k += W) {
+    for (int g = 0; g < G; ++g) a[r][g] = acc[r * lda + g];
+  for (std::int64_t k = k0; k < k1; k += W) {
+    if (pf < pf_end) {
+      __builtin_prefetch(pf, 0, 1);
+      pf += 64;
+    }
     vf xv[R];
     for (int r = 0; r < R; ++r) xv[r] = load(x + r * ldx + k);
 #pragma GCC unroll 8
     for (int g = 0; g < G; ++g) {
       const vf cv = load(c + g * ldc + k);
-      for (int r = 0; r < R; ++r) acc[r][g] += xv[r] * cv;
+      for (int r = 0; r < R; ++r) a[r][g] += xv[r] * cv;
     }
   }
+  for (; pf < pf_end; pf += 64) __builtin_prefetch(pf, 0, 1);
   for (int r = 0; r < R; ++r)
-    for (int g = 0; g < G; ++g) {
-      float t = hsum(acc[r][g]);
-      for (std::int64_t q = k; q < d; ++q) t += x[r * ldx + q] * c[g * ldc + q];
-      out[r][g] = t;
-    }
+    for (int g = 0; g < G; ++g) acc[r * lda + g] = a[r][g];
 }
 
-// Rows of points fetched this far ahead: the small-K kernel streams the data at few flops a byte.
-constexpr std::int64_t kPrefetchRows = 16;
+// Spans of points fetched this far ahead: the kernel streams the data at few flops a byte.
+constexpr std::int64_t kPrefetchSpans = 2;
 constexpr int kFewRows = W >= 16 ? 5 : 3;
 constexpr int kMaxGroup = W >= 16 ? 5 : 4;
+constexpr std::int64_t kSpan = 2 * kFewRows;
+constexpr std::int64_t kFewMaxK = 16;
+constexpr std::int64_t kSliceFloats = 256;
 
-template <int R, int G>
-void argmin_block(const float* x, std::int64_t ldx, std::int64_t i, std::int64_t d, const float* c,
-                  std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best_score) {
-  float dots[R][G];
-  dot_block<R, G>(x + i * ldx, ldx, c + j0 * d, d, d, dots);
-  for (int r = 0; r < R; ++r)
-    for (int g = 0; g < G; ++g) {
-      const float s = bias[j0 + g] + alpha * dots[r][g];
-      if (s < best_score[i + r]) best_score[i + r] = s, labels[i + r] = static_cast<std::int32_t>(j0 + g);
-    }
-}
+// Bytes of a later span that each block call prefetches, handed out in call order.
+struct PrefetchPlan {
+  const char* next;
+  const char* end;
+  std::int64_t per_call;
+  std::pair<const char*, const char*> take() {
+    const char* a = next;
+    next = next + per_call < end ? next + per_call : end;
+    return {a, next};
+  }
+};
 
+// One slice of the span's rows (n of them) against centroids j0 .. j0 + G.
 template <int G>
-void argmin_group(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
-                  std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best_score) {
+void slice_group(const float* x, std::int64_t ldx, std::int64_t n, const float* c, std::int64_t ldc,
+                 std::int64_t k0, std::int64_t k1, vf* acc, std::int64_t lda, PrefetchPlan& pf) {
   std::int64_t i = 0;
-  for (; i + kFewRows <= n; i += kFewRows)
-    argmin_block<kFewRows, G>(x, ldx, i, d, c, j0, bias, alpha, labels, best_score);
-  for (; i < n; ++i) argmin_block<1, G>(x, ldx, i, d, c, j0, bias, alpha, labels, best_score);
+  for (; i + kFewRows <= n; i += kFewRows) {
+    const auto range = pf.take();
+    dot_slice<kFewRows, G>(x + i * ldx, ldx, c, ldc, k0, k1, acc + i * lda, lda, range.first, range.second);
+  }
+  for (; i < n; ++i) {
+    const auto range = pf.take();
+    dot_slice<1, G>(x + i * ldx, ldx, c, ldc, k0, k1, acc + i * lda, lda, range.first, range.second);
+  }
 }
 
 template <int G>
-void argmin_group_upto(int g, const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
-                       std::int64_t j0, const float* bias, float alpha, std::int32_t* labels, float* best) {
+void slice_group_upto(int g, const float* x, std::int64_t ldx, std::int64_t n, const float* c, std::int64_t ldc,
+                      std::int64_t k0, std::int64_t k1, vf* acc, std::int64_t lda, PrefetchPlan& pf) {
   if constexpr (G >= 1) {
-    if (g == G) return argmin_group<G>(x, ldx, n, d, c, j0, bias, alpha, labels, best);
-    argmin_group_upto<G - 1>(g, x, ldx, n, d, c, j0, bias, alpha, labels, best);
+    if (g == G) return slice_group<G>(x, ldx, n, c, ldc, k0, k1, acc, lda, pf);
+    slice_group_upto<G - 1>(g, x, ldx, n, c, ldc, k0, k1, acc, lda, pf);
   }
 }
 
@@ -162,24 +178,47 @@ void add_row(float* acc, const float* x, std::int64_t d);
 void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
                      const float* bias, std::int64_t k, float alpha, std::int32_t* labels, float* best_score,
                      float* sums, std::int64_t* counts) {
-  for (std::int64_t i = 0; i < n; ++i) best_score[i] = std::numeric_limits<float>::infinity(), labels[i] = 0;
-  // Even groups (K = 10: 5 + 5) keep every group's accumulator chains long. A few rows at a time
-  // meet every group while they are in L1: the data is read from memory once.
-  const std::int64_t groups = (k + kMaxGroup - 1) / kMaxGroup;
-  constexpr std::int64_t kSpan = 2 * kFewRows;
+  // Even groups (K = 10: 3 + 3 + 4) keep every group's accumulator chains long. A span of a few
+  // rows meets every group while it is in L1: the data is read from memory once. More than
+  // kFewMaxK centroids (not what the kernel is for, but allowed) go in chunks of kFewMaxK.
+  const std::int64_t dv = d / W * W;  // the vector part; the last d % W products are added per pair
+  const std::int64_t slices = std::max<std::int64_t>(1, (dv + kSliceFloats - 1) / kSliceFloats);
+  const std::int64_t slice = std::max<std::int64_t>(W, (dv / slices + W - 1) / W * W);
+  vf acc[kSpan * kFewMaxK];
   for (std::int64_t i0 = 0; i0 < n; i0 += kSpan) {
     const std::int64_t rows = std::min(kSpan, n - i0);
-    // This kernel streams the data at a few flops per byte: fetch the rows a few spans ahead.
-    for (std::int64_t r = i0 + kPrefetchRows; r < std::min(n, i0 + kPrefetchRows + kSpan); ++r)
-      for (std::int64_t q = 0; q < d; q += 64 / sizeof(float)) __builtin_prefetch(x + r * ldx + q, 0, 1);
-    std::int64_t j0 = 0;
-    for (std::int64_t g = 0; g < groups; ++g) {
-      const int size = static_cast<int>((k - j0) / (groups - g));
-      argmin_group_upto<kMaxGroup>(size, x + i0 * ldx, ldx, rows, d, c, j0, bias, alpha, labels + i0,
-                                   best_score + i0);
-      j0 += size;
+    const float* span = x + i0 * ldx;
+    for (std::int64_t r = 0; r < rows; ++r)
+      best_score[i0 + r] = std::numeric_limits<float>::infinity(), labels[i0 + r] = 0;
+    for (std::int64_t c0 = 0; c0 < k; c0 += kFewMaxK) {
+      const std::int64_t kc = std::min(kFewMaxK, k - c0), groups = (kc + kMaxGroup - 1) / kMaxGroup;
+      const float* cc = c + c0 * d;
+      for (std::int64_t e = 0; e < rows * kc; ++e) acc[e] = vf{};
+      // The span kPrefetchSpans ahead is fetched line by line inside this span's block calls.
+      const std::int64_t ahead = std::min(n, i0 + kPrefetchSpans * kSpan), ahead_end = std::min(n, ahead + kSpan);
+      const char* pf_begin = reinterpret_cast<const char*>(x + ahead * ldx);
+      const char* pf_end = ahead_end > ahead && c0 == 0 ? reinterpret_cast<const char*>(x + (ahead_end - 1) * ldx + d)
+                                                        : pf_begin;
+      const std::int64_t calls = slices * groups * (rows / kFewRows + rows % kFewRows);
+      PrefetchPlan pf{pf_begin, pf_end, ((pf_end - pf_begin + calls - 1) / calls + 63) / 64 * 64};
+      for (std::int64_t k0 = 0; k0 < dv; k0 += slice) {
+        const std::int64_t k1 = std::min(dv, k0 + slice);
+        std::int64_t j0 = 0;
+        for (std::int64_t g = 0; g < groups; ++g) {
+          const int size = static_cast<int>((kc - j0) / (groups - g));
+          slice_group_upto<kMaxGroup>(size, span, ldx, rows, cc + j0 * d, d, k0, k1, acc + j0, kc, pf);
+          j0 += size;
+        }
+      }
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t j = 0; j < kc; ++j) {
+          float t = hsum(acc[r * kc + j]);
+          for (std::int64_t q = dv; q < d; ++q) t += span[r * ldx + q] * cc[j * d + q];
+          const float score = bias[c0 + j] + alpha * t;
+          if (score < best_score[i0 + r]) best_score[i0 + r] = score, labels[i0 + r] = static_cast<std::int32_t>(c0 + j);
+        }
     }
-    if (sums)  // the update's sums while the rows are still in L1
+    if (sums)  // the update's sums while the rows are still in cache
       for (std::int64_t r = i0; r < i0 + rows; ++r) {
         add_row(sums + labels[r] * d, x + r * ldx, d);
         ++counts[labels[r]];
