@@ -78,3 +78,20 @@ def test_cupy_if_importable():
     x = cp.asarray(gauss((1, 5000, 16)))
     ids, c, _ = fk.batch_kmeans_Euclid(x, 8, max_iters=5, init_centroids=x[:, :8].copy())
     assert isinstance(ids, cp.ndarray) and isinstance(c, cp.ndarray)
+
+
+@pytest.mark.parametrize("order", [
+    pytest.param("flashkmeans, torch", marks=pytest.mark.xfail(
+        reason="known bug: importing flashkmeans before torch crashes torch's import (SIGSEGV on the "
+               "H100 machine with torch 2.11; not the shared libcudart: a static one crashes too)")),
+    "torch, flashkmeans"])
+def test_import_order_with_torch(order):
+    """flashkmeans imported before or after torch, and both used on the GPU, in a fresh process."""
+    import subprocess
+    import sys
+    code = (f"import {order}\n"
+            "x = torch.randn(1, 2000, 16, device='cuda')\n"
+            "ids, c, n = flashkmeans.batch_kmeans_Euclid(x, 8, max_iters=3)\n"
+            "assert ids.is_cuda and c.shape == (1, 8, 16), (ids.device, c.shape)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
