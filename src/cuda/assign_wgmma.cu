@@ -137,7 +137,23 @@ __global__ void __launch_bounds__(kThreads, 1)
           const char* g = src > 0 ? xg + r * a.x_row_stride * ES + c * 16 : static_cast<const char*>(a.x);
           hopper::copy16(xs + xb * x_bytes + swizzled(BM, r, c), g, static_cast<int>(src));
         }
-        hopper::copies_arrive(x_full + xb);
+        if constexpr (KIND == MmaKind::tf32) {
+          // Round the points to tf32 (the products would truncate them), as the mma.sync path does
+          // and as the centroids are stored: each lane rounds the chunks it copied, once they have
+          // landed, then publishes them to the products (async proxy) and arrives.
+          hopper::copies_wait_all();
+          for (int p = lane; p < (BM << CHUNKS_LOG); p += 32) {
+            float4* q = reinterpret_cast<float4*>(xs + xb * x_bytes + swizzled(BM, p >> CHUNKS_LOG, p & chunk_mask));
+            float4 v = *q;
+            v.x = __uint_as_float(to_tf32(v.x)), v.y = __uint_as_float(to_tf32(v.y));
+            v.z = __uint_as_float(to_tf32(v.z)), v.w = __uint_as_float(to_tf32(v.w));
+            *q = v;
+          }
+          hopper::fence_async_shared();
+          hopper::barrier_arrive(x_full + xb);
+        } else {
+          hopper::copies_arrive(x_full + xb);
+        }
       }
       ++local;
     }
@@ -188,14 +204,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int xb = local % XB;
     unsigned char* xt = xs + xb * x_bytes;
     hopper::barrier_wait(x_full + xb, (local / XB) & 1);
-    if constexpr (KIND == MmaKind::tf32) {
-      // Round the points to tf32 in place (the products would truncate them): as the mma.sync
-      // path does, and as the centroids are stored.
-      float* xf = reinterpret_cast<float*>(xt);
-      for (int i = threadIdx.x; i < x_bytes / 4; i += kConsumerThreads) xf[i] = __uint_as_float(to_tf32(xf[i]));
-      hopper::fence_async_shared();
-      hopper::named_sync(1, kConsumerThreads);
-    }
     const std::uint64_t x_desc = hopper::descriptor(xt);
     const float* hb = a.h + b * sh.kp;
 

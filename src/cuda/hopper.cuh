@@ -79,11 +79,6 @@ __device__ __forceinline__ void tensor_load_2d(void* smem, const void* tensor_ma
 // Orders this thread's ordinary shared-memory accesses before the tensor cores' (async proxy) reads.
 __device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-// Named barrier over the first `threads` threads of the block (id 0 is __syncthreads').
-__device__ __forceinline__ void named_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
 // --- register reallocation between warp groups (the whole warp group executes it) ---
 
 template <int N>
