@@ -130,10 +130,37 @@ TEST_F(CliTest, ExitCodes) {
 
 TEST_F(CliTest, Bench) {
   std::string out;
-  ASSERT_EQ(run("bench --n 2000 --d 8 --k 16 --iters 3 --repeats 1 --json", &out), 0) << out;
-  for (const char* key : {"\"s_per_iteration\"", "\"points_per_s\"", "\"device\""})
+  ASSERT_EQ(run("bench --n 2000 --d 8 --k 16 --iters 3 --repeats 1 --json --no-peers", &out), 0) << out;
+  for (const char* key : {"\"s_per_iteration\"", "\"points_per_s\"", "\"device\"", "\"peers_fit_s\""})
     EXPECT_NE(out.find(key), std::string::npos) << out;
   EXPECT_EQ(run("bench --n 10 --k 20", &out), 2);
+  EXPECT_EQ(run("bench --n 2000 --d 8 --k 16 --python \"a'b\"", &out), 2) << out;
+}
+
+// The peers run through the named interpreter; what it prints ("name<TAB>seconds" lines) is the
+// table. A stand-in interpreter checks the plumbing without depending on what is installed.
+TEST_F(CliTest, BenchPeers) {
+  std::string out;
+  const std::string fake = path("fakepython");
+  {
+    std::ofstream f(fake);
+    f << "#!/bin/sh\n"
+         "# called as: fakepython -c SCRIPT x.npy init.npy iters repeats device threads\n"
+         "[ -f \"$3\" ] && [ -f \"$4\" ] || exit 3\n"
+         "printf 'peer-a 1.0\\t0.5\\npeer-b 2.0 (%s, %s iterations)\\t0.25\\n' \"$7\" \"$5\"\n";
+  }
+  fs::permissions(fake, fs::perms::owner_all);
+  ASSERT_EQ(run("bench --n 2000 --d 8 --k 16 --iters 3 --repeats 1 --python " + fake, &out), 0) << out;
+  EXPECT_NE(out.find("peer-a 1.0"), std::string::npos) << out;
+  EXPECT_NE(out.find("0.5000 s"), std::string::npos) << out;
+  EXPECT_NE(out.find("peer-b 2.0 (cpu, 3 iterations)"), std::string::npos) << out;
+  ASSERT_EQ(run("bench --n 2000 --d 8 --k 16 --iters 3 --repeats 1 --json --python " + fake, &out), 0) << out;
+  EXPECT_NE(out.find("\"peer-a 1.0\": 0.5"), std::string::npos) << out;
+  // An interpreter that is not there: the bench still succeeds and says why there are no peers.
+  ASSERT_EQ(run("bench --n 2000 --d 8 --k 16 --iters 3 --repeats 1 --python " + path("missing"), &out), 0) << out;
+  EXPECT_NE(out.find("could not run them"), std::string::npos) << out;
+  ASSERT_EQ(run("bench --n 2000 --d 8 --k 16 --iters 3 --repeats 1 --no-peers", &out), 0) << out;
+  EXPECT_NE(out.find("peers: not run (--no-peers)"), std::string::npos) << out;
 }
 
 namespace {

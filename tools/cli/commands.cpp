@@ -13,6 +13,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "io/io.hpp"
+#include "peers.hpp"
 
 #ifdef FK_CLI_CUDA
 #include <cuda_runtime.h>
@@ -60,7 +61,10 @@ const char* const kPredictHelp =
 const char* const kBenchHelp =
     "usage: flashkmeans bench [options]\n"
     "\n"
-    "Fits synthetic data (Gaussian blobs) and prints the time per iteration and the throughput.\n"
+    "Fits synthetic data (Gaussian blobs) from K random points and prints the time per iteration and\n"
+    "the throughput; then the same fits, on the same float32 data and initial centroids, by the peers\n"
+    "installed for Python: scikit-learn (Lloyd) and faiss-cpu on the CPU, a naive batched PyTorch\n"
+    "k-means with --device cuda.\n"
     "\n"
     "  --n N          points per batch (default 100000)\n"
     "  --d D          dimensions (default 64)\n"
@@ -72,10 +76,12 @@ const char* const kBenchHelp =
     "  --algorithm A  auto (default), lloyd or elkan\n"
     "  --device D     cpu (default) or cuda\n"
     "  --precision P  CUDA float32 products: exact (default) or tf32\n"
-    "  --repeats R    timed fits, the best is reported (default 3)\n"
+    "  --repeats R    timed fits after one warm-up, the best is reported (default 3)\n"
     "  --seed S       data and initialisation seed (default 0)\n"
     "  --threads N    CPU threads (default 0: all cores)\n"
-    "  --json         print one JSON object instead of the table\n";
+    "  --json         print one JSON object instead of the table\n"
+    "  --no-peers     time flashkmeans alone\n"
+    "  --python P     the Python interpreter for the peers (default $FLASHKMEANS_DEMO_PYTHON, else python3)\n";
 
 namespace {
 
@@ -377,8 +383,14 @@ int run_bench(const std::vector<std::string>& argv) {
                       {"repeats", 0, true},
                       {"seed", 0, true},
                       {"threads", 0, true},
-                      {"json", 0, false}});
+                      {"json", 0, false},
+                      {"no-peers", 0, false},
+                      {"python", 0, true}});
   if (!a.positional().empty()) throw UsageError("bench takes no positional arguments");
+  const char* env_python = std::getenv("FLASHKMEANS_DEMO_PYTHON");
+  const std::string python = a.str("python", env_python && *env_python ? env_python : "python3");
+  if (python.empty() || python.find('\'') != std::string::npos)
+    throw UsageError("--python must be a path without quotes");
   const std::int64_t n = a.integer("n", 100000, 1, INT32_MAX), d = a.integer("d", 64, 1, 65536),
                      k = a.integer("k", 256, 1, INT32_MAX), batch = a.integer("batch", 1, 1, 1 << 20);
   const int iters = static_cast<int>(a.integer("iters", 10, 1, 100000));
@@ -392,9 +404,10 @@ int run_bench(const std::vector<std::string>& argv) {
   opt.n_threads = parse_threads(a);
   const bool cuda = use_cuda(a);
 
-  // Gaussian blobs around k random centres.
+  // Gaussian blobs around k random centres; the initial centroids are k distinct random points of
+  // each batch (the same for flashkmeans and the peers).
   const std::size_t total = static_cast<std::size_t>(batch * n * d);
-  std::vector<float> x32(total);
+  std::vector<float> x32(total), init(static_cast<std::size_t>(batch * k * d));
   {
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> normal(0.f, 1.f);
@@ -404,7 +417,18 @@ int run_bench(const std::vector<std::string>& argv) {
       const std::size_t c = static_cast<std::size_t>(rng() % static_cast<std::uint64_t>(k));
       for (std::int64_t j = 0; j < d; ++j) x32[p * d + j] = centres[c * d + j] + normal(rng);
     }
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
+    for (std::int64_t b = 0; b < batch; ++b) {
+      for (std::int64_t i = 0; i < n; ++i) rows[i] = i;
+      for (std::int64_t j = 0; j < k; ++j) {  // partial Fisher-Yates: the first k of a shuffle
+        std::swap(rows[j], rows[j + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(n - j))]);
+        std::memcpy(&init[static_cast<std::size_t>((b * k + j) * d)], &x32[static_cast<std::size_t>((b * n + rows[j]) * d)],
+                    sizeof(float) * d);
+      }
+    }
   }
+  opt.init = Init::given;
+  opt.init_centroids = TensorView::batched(init.data(), batch, k, d);
   std::vector<std::uint16_t> x16;
   TensorView x = TensorView::batched(x32.data(), batch, n, d);
   if (dtype != "float32") {
@@ -418,6 +442,7 @@ int run_bench(const std::vector<std::string>& argv) {
   int n_iter = 0;
   try {
     const TensorView input = cuda ? to_device(x, owned) : x;
+    (void)fit(input, opt);  // warm-up: thread pool, device memory pool, kernels loaded
     for (int r = 0; r < repeats; ++r) {
       const auto t0 = Clock::now();
       const KMeansResult res = fit(input, opt);
@@ -429,7 +454,10 @@ int run_bench(const std::vector<std::string>& argv) {
     throw;
   }
   free_device(owned);
-  // The fit time includes initialisation and the final assignment; per iteration it is an upper bound.
+  const PeerReport peers = a.has("no-peers") ? PeerReport{{}, "not run (--no-peers)"}
+                                             : time_peers(python, x32, init, batch, n, d, k, iters, repeats, cuda,
+                                                          opt.n_threads);
+  // The fit time includes the final assignment; per iteration it is an upper bound.
   const double per_iter = best / n_iter;
   const double points_per_s = static_cast<double>(batch * n) * n_iter / best;
   const double gflops = 2.0 * static_cast<double>(batch * n) * k * d * n_iter / best / 1e9;
@@ -439,6 +467,9 @@ int run_bench(const std::vector<std::string>& argv) {
     j.add("batch", batch).add("n", n).add("d", d).add("k", k).add("iterations", n_iter).add("dtype", dtype);
     j.add("metric", to_string(opt.metric)).add("fit_s", best).add("s_per_iteration", per_iter);
     j.add("points_per_s", points_per_s).add("assignment_gflops", gflops);
+    io::JsonObject p;
+    for (const PeerTime& t : peers.times) p.add(t.name, t.seconds);
+    j.add_object("peers_fit_s", p);
     std::fputs(j.str().c_str(), stdout);
   } else {
     std::printf("flashkmeans %s on %s\n", FLASHKMEANS_VERSION, device_name(cuda).c_str());
@@ -447,6 +478,14 @@ int run_bench(const std::vector<std::string>& argv) {
     std::printf("%8lld %8lld %6lld %6lld %6d %9s %12.4f %14.3f %14.4g %10.2f\n", static_cast<long long>(batch),
                 static_cast<long long>(n), static_cast<long long>(d), static_cast<long long>(k), n_iter,
                 dtype.c_str(), best, per_iter * 1e3, points_per_s, gflops);
+    if (peers.times.empty()) {
+      std::printf("peers: %s\n", peers.note.c_str());
+    } else {
+      std::printf("peers (same float32 data and initial centroids, %d iterations, best of %d):\n", iters, repeats);
+      for (const PeerTime& t : peers.times)
+        std::printf("  %-40s %10.4f s  (flashkmeans %.2fx %s)\n", t.name.c_str(), t.seconds,
+                    t.seconds >= best ? t.seconds / best : best / t.seconds, t.seconds >= best ? "faster" : "slower");
+    }
   }
   return exit_ok;
 }
