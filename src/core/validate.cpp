@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 
 #include "core/check.hpp"
 #include "core/convert.hpp"
@@ -59,18 +59,17 @@ void validate_view(const TensorView& v, const char* what) {
 }
 
 void throw_nonfinite_row(const char* what, std::int64_t r, std::int64_t rows) {
-  FK_CHECK(false, invalid_argument,
-           what << " contains NaN or infinity (first in batch " << r / rows << ", row " << r % rows
-                << "); expected finite values");
-  std::abort();  // unreachable: FK_CHECK(false, ...) throws
+  std::ostringstream msg;
+  msg << what << " contains NaN or infinity (first in batch " << r / rows << ", row " << r % rows
+      << "); expected finite values";
+  throw Error(ErrorKind::invalid_argument, msg.str());
 }
 
 void throw_zero_row(const char* what, std::int64_t r, std::int64_t rows) {
-  FK_CHECK(false, invalid_argument,
-           what << " has a zero row (norm below 1e-12; first in batch " << r / rows << ", row " << r % rows
-                << "), which has no direction under the cosine metric: remove such rows or use the "
-                   "euclidean or dot metric");
-  std::abort();
+  std::ostringstream msg;
+  msg << what << " has a zero row (norm below 1e-12; first in batch " << r / rows << ", row " << r % rows
+      << "), which has no direction under the cosine metric: remove such rows or use the euclidean or dot metric";
+  throw Error(ErrorKind::invalid_argument, msg.str());
 }
 
 void validate_finite(const TensorView& v, const char* what, int n_threads) {

@@ -387,8 +387,7 @@ int run_bench(const std::vector<std::string>& argv) {
                       {"no-peers", 0, false},
                       {"python", 0, true}});
   if (!a.positional().empty()) throw UsageError("bench takes no positional arguments");
-  const char* env_python = std::getenv("FLASHKMEANS_DEMO_PYTHON");
-  const std::string python = a.str("python", env_python && *env_python ? env_python : "python3");
+  const std::string python = peer_python(a);
   if (python.empty() || python.find('\'') != std::string::npos)
     throw UsageError("--python must be a path without quotes");
   const std::int64_t n = a.integer("n", 100000, 1, INT32_MAX), d = a.integer("d", 64, 1, 65536),

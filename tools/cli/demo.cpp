@@ -1,14 +1,11 @@
 // demo: k-means on a real dataset embedded in the tool (the handwritten digits 8x8), scored against
 // the true digits, timed against scikit-learn when it is installed, and drawn as a PNG.
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,6 +16,7 @@
 #include "commands.hpp"
 #include "digits_data.hpp"
 #include "io/io.hpp"
+#include "peers.hpp"
 #include "png.hpp"
 
 namespace flashkmeans::cli {
@@ -244,13 +242,7 @@ struct PeerRun {
 // label changes) in a Python subprocess, best of repeats.
 PeerRun run_sklearn(const std::string& python, const std::vector<float>& x, const std::vector<float>& init, int n,
                     int d, int k, int repeats) {
-  PeerRun r;
-  char tmpl[] = "/tmp/flashkmeans-demo-XXXXXX";
-  if (!::mkdtemp(tmpl)) return r;
-  const std::string dir = tmpl;
-  io::write_npy(dir + "/x.npy", x.data(), {n, d});
-  io::write_npy(dir + "/init.npy", init.data(), {k, d});
-  const std::string script =
+  const char* const script =
       "import sys, time, numpy as np, sklearn\n"
       "from sklearn.cluster import KMeans\n"
       "x = np.load(sys.argv[1]); c = np.load(sys.argv[2]); best = float('inf')\n"
@@ -259,19 +251,17 @@ PeerRun run_sklearn(const std::string& python, const std::vector<float>& x, cons
       "    t = time.perf_counter(); km.fit(x); best = min(best, time.perf_counter() - t)\n"
       "print(sklearn.__version__, best * 1e3, km.n_iter_, km.inertia_)\n"
       "print(''.join(str(int(v)) for v in km.labels_))\n";
-  const std::string cmd = python + " -c \"" + script + "\" " + dir + "/x.npy " + dir + "/init.npy " +
-                          std::to_string(repeats) + " 2>/dev/null";
-  if (FILE* f = ::popen(cmd.c_str(), "r")) {
-    char version[64] = {0};
-    if (std::fscanf(f, "%63s %lf %d %lf", version, &r.ms, &r.n_iter, &r.inertia) == 4) {
-      r.version = version;
-      for (int ch; (ch = std::fgetc(f)) != EOF;)
-        if (ch >= '0' && ch <= '9') r.labels.push_back(ch - '0');
-    }
-    r.ok = ::pclose(f) == 0 && static_cast<int>(r.labels.size()) == n;
+  const PythonOutput p = run_python(python, script, {{x.data(), {n, d}}, {init.data(), {k, d}}}, {std::to_string(repeats)});
+  PeerRun r;
+  char version[64] = {0};
+  int used = 0;
+  if (p.error.empty() &&
+      std::sscanf(p.out.c_str(), "%63s %lf %d %lf%n", version, &r.ms, &r.n_iter, &r.inertia, &used) == 4) {
+    r.version = version;
+    for (std::size_t i = static_cast<std::size_t>(used); i < p.out.size(); ++i)
+      if (p.out[i] >= '0' && p.out[i] <= '9') r.labels.push_back(p.out[i] - '0');
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+  r.ok = p.error.empty() && p.status == 0 && static_cast<int>(r.labels.size()) == n;
   return r;
 }
 
@@ -327,8 +317,7 @@ int run_demo(const std::vector<std::string>& argv) {
   } else {
     // The Python package's `flashkmeans` command names its own interpreter here, so that the
     // comparison uses the scikit-learn installed beside it.
-    const char* env_python = std::getenv("FLASHKMEANS_DEMO_PYTHON");
-    const std::string python = a.str("python", env_python && *env_python ? env_python : "python3");
+    const std::string python = peer_python(a);
     if (std::system((python + " -c \"import sklearn\" >/dev/null 2>&1").c_str()) != 0) {
       std::printf("scikit-learn: not installed (%s -c \"import sklearn\" failed), comparison skipped\n",
                   python.c_str());

@@ -74,41 +74,63 @@ else:
 
 }  // namespace
 
+std::string peer_python(const Args& a) {
+  const char* env_python = std::getenv("FLASHKMEANS_DEMO_PYTHON");
+  return a.str("python", env_python && *env_python ? env_python : "python3");
+}
+
+PythonOutput run_python(const std::string& python, const char* script, const std::vector<NpyArg>& arrays,
+                        const std::vector<std::string>& args) {
+  PythonOutput r;
+  char tmpl[] = "/tmp/flashkmeans-python-XXXXXX";
+  if (!::mkdtemp(tmpl)) {
+    r.error = "no temporary directory for the data";
+    return r;
+  }
+  const std::string dir = tmpl;
+  std::ostringstream cmd;
+  cmd << python << " -c \"$FK_PYTHON_SCRIPT\"";
+  for (std::size_t i = 0; i < arrays.size(); ++i) {
+    const std::string path = dir + "/" + std::to_string(i) + ".npy";
+    io::write_npy(path, arrays[i].data, arrays[i].shape);
+    cmd << " " << path;
+  }
+  for (const std::string& arg : args) cmd << " " << arg;
+  cmd << " 2>/dev/null";
+  // The script goes through the environment: no quoting of its text by the shell.
+  ::setenv("FK_PYTHON_SCRIPT", script, 1);
+  if (FILE* f = ::popen(cmd.str().c_str(), "r")) {
+    char buf[4096];
+    for (std::size_t got; (got = std::fread(buf, 1, sizeof buf, f)) > 0;) r.out.append(buf, got);
+    r.status = ::pclose(f);
+  } else {
+    r.error = "could not start " + python;
+  }
+  ::unsetenv("FK_PYTHON_SCRIPT");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return r;
+}
+
 PeerReport time_peers(const std::string& python, const std::vector<float>& x, const std::vector<float>& init,
                       std::int64_t batch, std::int64_t n, std::int64_t d, std::int64_t k, int iters, int repeats,
                       bool cuda, int threads) {
   PeerReport r;
-  char tmpl[] = "/tmp/flashkmeans-bench-XXXXXX";
-  if (!::mkdtemp(tmpl)) {
-    r.note = "no temporary directory for the peers' data";
+  const PythonOutput p = run_python("'" + python + "'", kScript, {{x.data(), {batch, n, d}}, {init.data(), {batch, k, d}}},
+                                    {std::to_string(iters), std::to_string(repeats), cuda ? "cuda" : "cpu",
+                                     std::to_string(threads)});
+  if (!p.error.empty()) {
+    r.note = p.error;
     return r;
   }
-  const std::string dir = tmpl;
-  io::write_npy(dir + "/x.npy", x.data(), {batch, n, d});
-  io::write_npy(dir + "/init.npy", init.data(), {batch, k, d});
-  std::ostringstream cmd;
-  cmd << "'" << python << "' -c \"$FK_PEERS_SCRIPT\" " << dir << "/x.npy " << dir << "/init.npy " << iters << " "
-      << repeats << " " << (cuda ? "cuda" : "cpu") << " " << threads << " 2>/dev/null";
-  // The script goes through the environment: no quoting of its text by the shell.
-  ::setenv("FK_PEERS_SCRIPT", kScript, 1);
-  if (FILE* f = ::popen(cmd.str().c_str(), "r")) {
-    char line[512];
-    while (std::fgets(line, sizeof line, f)) {
-      char* tab = std::strchr(line, '\t');
-      if (!tab) continue;
-      *tab = '\0';
-      r.times.push_back({line, std::strtod(tab + 1, nullptr)});
-    }
-    const int status = ::pclose(f);
-    if (r.times.empty())
-      r.note = status == 0 ? "none of them is installed for " + python
-                           : python + " could not run them (is it a Python with NumPy?)";
-  } else {
-    r.note = "could not start " + python;
+  std::istringstream lines(p.out);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t tab = line.find('\t');
+    if (tab != std::string::npos) r.times.push_back({line.substr(0, tab), std::strtod(line.c_str() + tab + 1, nullptr)});
   }
-  ::unsetenv("FK_PEERS_SCRIPT");
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+  if (r.times.empty())
+    r.note = p.status == 0 ? "none of them is installed for " + python
+                           : python + " could not run them (is it a Python with NumPy?)";
   return r;
 }
 

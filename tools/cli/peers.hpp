@@ -1,13 +1,38 @@
-// The peers `flashkmeans bench` times beside itself, on the same data and initial centroids:
-// scikit-learn (Lloyd) and faiss-cpu on the CPU, a naive batched PyTorch k-means on CUDA. Each runs
-// in a Python interpreter where it is installed; a peer that is not installed is left out.
+// Peers run in a Python subprocess: the runner that `flashkmeans demo` and `flashkmeans bench`
+// share, and the peers the bench times beside itself on the same data and initial centroids
+// (scikit-learn (Lloyd) and faiss-cpu on the CPU, a naive batched PyTorch k-means on CUDA). A peer
+// that is not installed for the interpreter is left out.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "args.hpp"
+
 namespace flashkmeans::cli {
+
+/// The interpreter for the peers: --python, else $FLASHKMEANS_DEMO_PYTHON (which the Python
+/// package's `flashkmeans` command sets to its own interpreter), else python3.
+std::string peer_python(const Args& a);
+
+/// A float32 array handed to a Python script as a .npy file.
+struct NpyArg {
+  const float* data;
+  std::vector<std::int64_t> shape;
+};
+
+struct PythonOutput {
+  std::string error;  ///< why the script could not be started (empty when it was)
+  int status = -1;    ///< its exit status (pclose)
+  std::string out;    ///< its standard output
+};
+
+/// Runs the Python source `script` with the interpreter command `python` (a shell word: quoted by
+/// the caller where needed). The arrays are written as .npy files into a fresh temporary directory,
+/// removed afterwards; sys.argv holds their paths, then args. Standard error is discarded.
+PythonOutput run_python(const std::string& python, const char* script, const std::vector<NpyArg>& arrays,
+                        const std::vector<std::string>& args);
 
 struct PeerTime {
   std::string name;  ///< with its version, e.g. "scikit-learn 1.9.1"
