@@ -470,6 +470,32 @@ TEST(CudaInit, KMeansPlusPlusCoversSeparatedBlobs) {
   }
 }
 
+// k-means++ on the device makes the CPU backend's draws: on structureless data (where a different
+// centroid shows in the labels) one Lloyd step from it gives the CPU's labels. Shapes: several
+// batches, D above the lanes that share a point, and K = N (the weights all reach zero).
+TEST(CudaInit, KMeansPlusPlusMakesTheCpuChoices) {
+  FK_REQUIRE_GPU();
+  struct Shape {
+    std::int64_t nb, n, d, k;
+  };
+  for (const Shape s : {Shape{3, 2000, 24, 40}, Shape{2, 1000, 300, 17}, Shape{1, 50, 3, 50}, Shape{2, 777, 1, 9}})
+    for (Metric m : kMetrics) {
+      SCOPED_TRACE(std::to_string(s.n) + "x" + std::to_string(s.d) + " k=" + std::to_string(s.k) + " " +
+                   fk::to_string(m));
+      std::mt19937 g(static_cast<unsigned>(s.n + s.d));
+      const fkt::Array x = fkt::make_array(fkt::gaussian(g, s.nb * s.n * s.d), s.nb, s.n, s.d, DType::float32);
+      const fc::DeviceArray dx = fc::upload(x);
+      fk::KMeansOptions o;
+      o.n_clusters = s.k, o.max_iter = 1, o.metric = m, o.seed = 23;
+      o.init = fk::Init::kmeans_plus_plus;
+      o.precision = fk::Precision::exact;
+      const fk::KMeansResult gpu = fk::fit(dx.view, o), cpu = fk::fit(x.view(), o);
+      EXPECT_GE(fkt::agreement(gpu.labels.data(), cpu.labels.data(), s.nb * s.n), 0.999);
+      for (std::int64_t b = 0; b < s.nb; ++b)  // (dot: negative; K = N: near 0)
+        EXPECT_NEAR(gpu.inertia[b], cpu.inertia[b], 1e-4 * std::fabs(cpu.inertia[b]) + 1e-6) << "batch " << b;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // predict and predict_into against the CPU's predict.
 

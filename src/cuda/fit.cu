@@ -9,19 +9,17 @@
 #include <cstring>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "core/backend.hpp"
 #include "core/convert.hpp"
 #include "core/cuda_entry.hpp"
-#include "core/init.hpp"
 #include "core/rng.hpp"
 #include "core/validate.hpp"
 #include "cuda/assign.cuh"
 #include "cuda/buffer.cuh"
 #include "cuda/data.cuh"
 #include "cuda/elements.cuh"
+#include "cuda/kmeans_pp.cuh"
 #include "cuda/update.cuh"
 
 namespace flashkmeans::cuda {
@@ -207,35 +205,10 @@ void load_centroids(const TensorView& v, std::int64_t batches, float* c, cudaStr
   }
 }
 
-// Greedy k-means++ runs on the host (CPU backend) over a copy of the data; the chosen centroids
-// go back to the device.
-void kmeans_plus_plus_on_host(const TensorView& x, const KMeansOptions& opt, float* c, cudaStream_t stream) {
-  const std::int64_t es = element_bytes(x.dtype), k = opt.n_clusters, d = x.cols;
-  std::vector<float> centroids(static_cast<std::size_t>(x.batch * k * d));
-  for (std::int64_t b = 0; b < x.batch; ++b) {
-    DeviceBuffer<unsigned char> one(static_cast<std::size_t>(x.rows * d * es), stream);
-    TensorView src = x;
-    src.batch = 1;
-    src.data = static_cast<const char*>(x.data) + b * x.batch_stride * es;
-    stage_rows(src, one.get(), x.dtype, d, false, stream);
-    const auto bytes = download(one.get(), one.size(), stream);
-    TensorView host = src;
-    host.data = bytes.data(), host.device = Device{};
-    host.batch_stride = x.rows * d, host.row_stride = d, host.col_stride = 1;
-    std::vector<float> storage;
-    const int threads = opt.n_threads > 0 ? opt.n_threads : static_cast<int>(std::thread::hardware_concurrency());
-    const detail::BatchRows rows = detail::prepare_batch(host, 0, opt.metric, storage, std::max(1, threads));
-    auto assigner = detail::cpu_backend().make_assigner(rows, {k, opt.metric, Algorithm::lloyd, std::max(1, threads)});
-    KMeansOptions one_batch = opt;
-    one_batch.seed = opt.seed;
-    // batch b's own random stream: init_centroids draws from batch_rng(seed, b)
-    detail::init_centroids(rows, host, b, one_batch, *assigner, std::max(1, threads), centroids.data() + b * k * d);
-  }
-  FK_CUDA(cudaMemcpyAsync(c, centroids.data(), sizeof(float) * centroids.size(), cudaMemcpyHostToDevice, stream));
-  FK_CUDA(cudaStreamSynchronize(stream));
-}
-
-void initial_centroids(const TensorView& x, const KMeansOptions& opt, float* c, int* scratch, cudaStream_t stream) {
+// The initial centroids into c (B, K, D): given, random rows (the CPU backend's draws) or k-means++
+// over the points as the update reads them (unit rows under cosine).
+void initial_centroids(const TensorView& x, const PointsView& points, const KMeansOptions& opt, float* c, int* scratch,
+                       cudaStream_t stream) {
   const std::int64_t k = opt.n_clusters;
   switch (opt.init) {
     case Init::given:
@@ -257,7 +230,7 @@ void initial_centroids(const TensorView& x, const KMeansOptions& opt, float* c, 
       break;
     }
     case Init::kmeans_plus_plus:
-      kmeans_plus_plus_on_host(x, opt, c, stream);
+      kmeans_plus_plus(points, k, opt.seed, c, stream);
       break;
   }
   if (opt.metric == Metric::cosine) normalize_rows(c, x.batch * k, x.cols, stream);
@@ -375,7 +348,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   // The caller's buffers are first written here, after every allocation: running out of device
   // memory (or a bad given centroid) above leaves them untouched.
   s.c = out.centroids;
-  initial_centroids(x, opt, s.c, scratch.get(), st);
+  initial_centroids(x, pts.update, opt, s.c, scratch.get(), st);
   FK_CUDA(cudaMemsetAsync(out.labels, 0xff, sizeof(std::int32_t) * BN, st));  // -1: no label yet
   prepare_centroids(s, st);
 
