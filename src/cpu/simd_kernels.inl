@@ -64,6 +64,34 @@ inline float hsum(vf v) {
   return v[0];
 }
 
+// The least score in two vectors of lane minima and the lowest index holding it, without a
+// branch per lane (a scalar scan mispredicted on data-dependent comparisons): butterfly minima of
+// the scores, then of the indices whose score equals it.
+inline void lane_argmin(vf v0, vi i0, vf v1, vi i1, float& best, std::int32_t& arg) {
+  constexpr auto lanes = std::make_index_sequence<W>{};
+  vf m = v1 < v0 ? v1 : v0;
+  const auto fold = [&](auto rot) {
+    const vf t = __builtin_shuffle(m, rot);
+    m = t < m ? t : m;
+  };
+  if constexpr (W >= 16) fold(rotation<8>(lanes));
+  if constexpr (W >= 8) fold(rotation<4>(lanes));
+  fold(rotation<2>(lanes));
+  fold(rotation<1>(lanes));
+  const vi none = vi{} + 0x7fffffff;
+  const vi c0 = v0 == m ? i0 : none, c1 = v1 == m ? i1 : none;
+  vi c = c1 < c0 ? c1 : c0;
+  const auto fold_index = [&](auto rot) {
+    const vi t = __builtin_shuffle(c, rot);
+    c = t < c ? t : c;
+  };
+  if constexpr (W >= 16) fold_index(rotation<8>(lanes));
+  if constexpr (W >= 8) fold_index(rotation<4>(lanes));
+  fold_index(rotation<2>(lanes));
+  fold_index(rotation<1>(lanes));
+  best = m[0], arg = c[0];
+}
+
 // acc[r][h] = sum_d x[r][d] * panel[d][h*W .. h*W+W)
 inline void micro_tile(const float* x, std::int64_t ldx, const float* panel, std::int64_t d,
                        vf acc[MR][2]) {
@@ -76,6 +104,17 @@ inline void micro_tile(const float* x, std::int64_t ldx, const float* panel, std
       acc[r][0] += xr * c0;
       acc[r][1] += xr * c1;
     }
+  }
+}
+
+// The first half of a panel only (its first W centroids), for a last panel with no more real
+// centroids than that: the same products as micro_tile's acc[r][0], half the work.
+inline void micro_tile_half(const float* x, std::int64_t ldx, const float* panel, std::int64_t d, vf acc[MR]) {
+  for (int r = 0; r < MR; ++r) acc[r] = vf{};
+  for (std::int64_t k = 0; k < d; ++k) {
+    const vf c0 = load(panel + k * PANEL);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) acc[r] += splat(x[r * ldx + k]) * c0;
   }
 }
 
@@ -257,10 +296,21 @@ void argmin_rows(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t 
     vi lane;
     for (int l = 0; l < W; ++l) lane[l] = l;
     for (std::int64_t p = 0; p < panels_n; ++p) {
-      vf acc[MR][2];
-      micro_tile(xr, ld, panels + p * d * PANEL, d, acc);
       const vf b0 = load(bias + p * PANEL), b1 = load(bias + p * PANEL + W);
       const vi j0 = lane + static_cast<std::int32_t>(p * PANEL), j1 = j0 + W;
+      if (k - p * PANEL <= W) {  // a last panel of padding past its first half (K = 50: 56 of 64 columns)
+        vf acc[MR];
+        micro_tile_half(xr, ld, panels + p * d * PANEL, d, acc);
+        for (int r = 0; r < MR; ++r) {
+          const vf s0 = b0 + va * acc[r];
+          const vi m0 = s0 < bv[r][0];
+          bv[r][0] = m0 ? s0 : bv[r][0];
+          bi[r][0] = m0 ? j0 : bi[r][0];
+        }
+        continue;
+      }
+      vf acc[MR][2];
+      micro_tile(xr, ld, panels + p * d * PANEL, d, acc);
       for (int r = 0; r < MR; ++r) {
         // Strict < keeps the first (smallest) index among equal scores within a lane.
         const vf s0 = b0 + va * acc[r][0], s1 = b1 + va * acc[r][1];
@@ -272,13 +322,9 @@ void argmin_rows(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t 
       }
     }
     for (int r = 0; r < rows; ++r) {
-      float best = std::numeric_limits<float>::infinity();
-      std::int32_t arg = 0x7fffffff;
-      for (int h = 0; h < 2; ++h)
-        for (int l = 0; l < W; ++l) {
-          const float s = bv[r][h][l];
-          if (s < best || (s == best && bi[r][h][l] < arg)) best = s, arg = bi[r][h][l];
-        }
+      float best;
+      std::int32_t arg;
+      lane_argmin(bv[r][0], bi[r][0], bv[r][1], bi[r][1], best, arg);
       // A row of NaN scores (impossible after validation) would leave arg unset: clamp to 0.
       labels[i0 + r] = arg == 0x7fffffff ? 0 : arg;
       best_score[i0 + r] = best;
@@ -418,10 +464,10 @@ std::int64_t elkan_bound_row(float* __restrict row, std::int64_t k, float x_norm
     bv = m ? v : bv;
     bi = m ? jv : bi;
   }
-  float best_v = std::numeric_limits<float>::infinity();
-  std::int64_t best = 0x7fffffff;
-  for (int l = 0; l < W; ++l)
-    if (bv[l] < best_v || (bv[l] == best_v && bi[l] < best)) best_v = bv[l], best = bi[l];
+  float best_v;
+  std::int32_t lane_best;
+  lane_argmin(bv, bi, bv, bi, best_v, lane_best);
+  std::int64_t best = lane_best;
   for (; j < k; ++j)
     if (row[j] < best_v) best_v = row[j], best = j;
   if (best == 0x7fffffff) best = 0;  // no finite score (impossible after validation)
@@ -457,10 +503,10 @@ std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __re
     best_v = better ? score : best_v;
     best_t = better ? tv : best_t;
   }
-  float best = std::numeric_limits<float>::infinity();
-  std::int64_t at = -1;
-  for (int l = 0; l < W; ++l)
-    if (best_v[l] < best || (best_v[l] == best && best_t[l] < at)) best = best_v[l], at = best_t[l];
+  float best;
+  std::int32_t lane_at;
+  lane_argmin(best_v, best_t, best_v, best_t, best, lane_at);
+  std::int64_t at = lane_at == 0x7fffffff ? -1 : lane_at;  // no lane took a score
   for (; t < m; ++t) {
     const std::int32_t j = cand[t];
     const float score = c_norms[j] - 2.f * dots[t];

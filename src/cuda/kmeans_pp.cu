@@ -34,7 +34,7 @@ __device__ __forceinline__ float scale_of(const PointsView& x, std::int64_t flat
   return x.row_scale ? x.row_scale[flat] : 1.f;
 }
 
-// cand[b, t, :] = point rows[b * trials + t] of batch b, as float32 (times its row scale).
+// cand[t, :] = row rows[t] of batch b, as float32 (times its row scale), for t < trials.
 __device__ void gather_candidates(const PointsView& x, std::int64_t b, const std::int64_t* rows, int trials, float* cand) {
   for (int t = 0; t < trials; ++t) {
     const std::int64_t i = rows[t];
