@@ -983,6 +983,28 @@ TEST_F(CudaErrors, MoreClustersThanPoints) {
   EXPECT_NO_THROW(fk::fit(dx.view, opt));
 }
 
+// The kernels' grids hold up to 65535 batches: one more is a clear error, not a failed launch.
+TEST_F(CudaErrors, MoreBatchesThanOneCallTakes) {
+  for (const std::int64_t batches : {65535, 65536}) {
+    std::vector<float> v(static_cast<std::size_t>(batches * 2));
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 7);
+    const fkt::Array xb = fkt::make_array(v, batches, 2, 1, DType::float32);
+    const fc::DeviceArray dxb = fc::upload(xb);
+    fk::KMeansOptions o;
+    o.n_clusters = 1;
+    o.max_iter = 2;
+    if (batches == 65535) {
+      EXPECT_NO_THROW(fk::fit(dxb.view, o));
+      continue;
+    }
+    expect_error([&] { fk::fit(dxb.view, o); }, ErrorKind::invalid_argument, {"B = 65536 batches", "65535"});
+    fk::TensorView c = dxb.view;
+    c.rows = 1;
+    expect_error([&] { fk::predict(dxb.view, c); }, ErrorKind::invalid_argument, {"B = 65536 batches"});
+  }
+  expect_still_works();
+}
+
 TEST_F(CudaErrors, GivenCentroidsOfTheWrongShape) {
   opt.init = fk::Init::given;
   for (const bool on_device : {false, true}) {

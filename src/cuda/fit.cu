@@ -134,10 +134,16 @@ void check_rows(const TensorView& v, const char* what, Metric metric, int* scrat
   if (bad.zero >= 0) detail::throw_zero_row(what, bad.zero, v.rows);
 }
 
+constexpr std::int64_t kMaxBatches = 65535;  // the largest second grid dimension
+
 void check_sizes(const TensorView& x, std::int64_t k) {
   FK_CHECK(x.batch * x.rows <= 0x7fffffffLL && x.batch * k <= 0x7fffffffLL, invalid_argument,
            "x has B * N = " << x.batch * x.rows << " points and B * K = " << x.batch * k
                             << " clusters; the CUDA backend supports up to 2^31 - 1 of each");
+  // The kernels' grids put the batches on their second axis.
+  FK_CHECK(x.batch <= kMaxBatches, invalid_argument,
+           "x has B = " << x.batch << " batches; the CUDA backend takes up to " << kMaxBatches
+                        << " per call: split the batches over several calls");
 }
 
 // The points as the kernels read them: the caller's memory when its layout allows (unit column
