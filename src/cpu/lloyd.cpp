@@ -103,11 +103,9 @@ class LloydAssigner final : public detail::Assigner {
               const float xn = cfg_.metric == Metric::euclidean ? s.dot(row, row, d) : 0.f;
               out.dist[i0 + r] = distance_from_score(cfg_.metric, best[r], xn);
             }
-            if (fused && !few) {  // (the few-centroid kernel adds the rows itself, from L1)
-              s.add_row(chunks_->sums(t) + lab[r] * d, rows + r * x_.ld, d);
-              ++chunks_->counts(t)[lab[r]];
-            }
           }
+          if (fused && !few)  // (the few-centroid kernel adds the rows itself, from L1)
+            s.add_rows(chunks_->sums(t), chunks_->counts(t), rows, x_.ld, lab.data(), m, d);
         }
       }
     }

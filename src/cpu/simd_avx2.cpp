@@ -10,5 +10,5 @@ const SimdKernels kSimd_avx2 = {"avx2", avx2::panel_width, avx2::row_block, avx2
                                 avx2::argmin_rows, avx2::argmin_rows_few,
                                 avx2::score_rows, avx2::dot,
                                 avx2::candidate_dots, avx2::elkan_candidates, avx2::elkan_bound_row, avx2::elkan_update,
-                                avx2::all_finite, avx2::add_row};
+                                avx2::all_finite, avx2::add_row, avx2::add_rows};
 }  // namespace flashkmeans::cpu

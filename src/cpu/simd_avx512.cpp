@@ -10,5 +10,5 @@ const SimdKernels kSimd_avx512 = {"avx512", avx512::panel_width, avx512::row_blo
                                 avx512::argmin_rows, avx512::argmin_rows_few,
                                 avx512::score_rows, avx512::dot,
                                 avx512::candidate_dots, avx512::elkan_candidates, avx512::elkan_bound_row, avx512::elkan_update,
-                                avx512::all_finite, avx512::add_row};
+                                avx512::all_finite, avx512::add_row, avx512::add_rows};
 }  // namespace flashkmeans::cpu

@@ -10,5 +10,5 @@ const SimdKernels kSimd_generic = {"generic", generic::panel_width, generic::row
                                 generic::argmin_rows, generic::argmin_rows_few,
                                 generic::score_rows, generic::dot,
                                 generic::candidate_dots, generic::elkan_candidates, generic::elkan_bound_row, generic::elkan_update,
-                                generic::all_finite, generic::add_row};
+                                generic::all_finite, generic::add_row, generic::add_rows};
 }  // namespace flashkmeans::cpu

@@ -52,6 +52,9 @@ struct SimdKernels {
   bool (*all_finite)(const float* x, std::int64_t n);
   /// acc[0..d) += x[0..d)
   void (*add_row)(float* acc, const float* x, std::int64_t d);
+  /// For r < m in order: sums[labels[r]] (rows of d floats) += row r of x, counts[labels[r]] += 1.
+  void (*add_rows)(float* sums, std::int64_t* counts, const float* x, std::int64_t ldx, const std::int32_t* labels,
+                   std::int64_t m, std::int64_t d);
 };
 
 /// The best kernels this CPU runs (AVX2 rather than AVX-512 on AMD, see simd_dispatch.cpp),

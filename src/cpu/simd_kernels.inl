@@ -538,4 +538,12 @@ void add_row(float* acc, const float* x, std::int64_t d) {
   for (; k < d; ++k) acc[k] += x[k];
 }
 
+void add_rows(float* sums, std::int64_t* counts, const float* x, std::int64_t ldx, const std::int32_t* labels,
+              std::int64_t m, std::int64_t d) {
+  for (std::int64_t r = 0; r < m; ++r) {
+    add_row(sums + labels[r] * d, x + r * ldx, d);
+    ++counts[labels[r]];
+  }
+}
+
 }  // namespace flashkmeans::cpu::FK_ISA
