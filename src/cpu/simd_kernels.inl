@@ -213,6 +213,8 @@ void slice_group_upto(int g, const float* x, std::int64_t ldx, std::int64_t n, c
 }  // namespace
 
 void add_row(float* acc, const float* x, std::int64_t d);
+void add_rows(float* sums, std::int64_t* counts, const float* x, std::int64_t ldx, const std::int32_t* labels,
+              std::int64_t m, std::int64_t d);
 
 void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d, const float* c,
                      const float* bias, std::int64_t k, float alpha, std::int32_t* labels, float* best_score,
@@ -258,10 +260,7 @@ void argmin_rows_few(const float* x, std::int64_t ldx, std::int64_t n, std::int6
         }
     }
     if (sums)  // the update's sums while the rows are still in cache
-      for (std::int64_t r = i0; r < i0 + rows; ++r) {
-        add_row(sums + labels[r] * d, x + r * ldx, d);
-        ++counts[labels[r]];
-      }
+      add_rows(sums, counts, span, ldx, labels + i0, rows, d);
   }
 }
 
