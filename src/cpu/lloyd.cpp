@@ -73,28 +73,31 @@ class LloydAssigner final : public detail::Assigner {
     if (fused && !chunks_) chunks_ = std::make_unique<ChunkSums>(n, k, d);
     const std::int64_t tasks = fused ? chunks_->chunks() : (n + kBlockRows - 1) / kBlockRows;
     const std::int64_t task_rows = fused ? chunks_->rows_per_chunk() : kBlockRows;
+    // The few-centroid kernel takes a whole task at once: it fetches rows ahead within its call,
+    // and blocks of kBlockRows would leave the first spans of every block unfetched.
+    const std::int64_t call_rows = few ? task_rows : kBlockRows;
     std::int64_t changed = 0;
 #pragma omp parallel num_threads(cfg_.n_threads) reduction(+ : changed)
     {
-      std::vector<float> scratch(static_cast<std::size_t>(s.row_block() * d)), best(kBlockRows);
-      std::vector<std::int32_t> lab(kBlockRows);
+      std::vector<float> scratch(static_cast<std::size_t>(s.row_block() * d)), best(call_rows);
+      std::vector<std::int32_t> lab(call_rows);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t t = 0; t < tasks; ++t) {
         const std::int64_t lo = t * task_rows, hi = std::min(n, lo + task_rows);
         if (fused) chunks_->clear(t);
-        for (std::int64_t i0 = lo; i0 < hi; i0 += kBlockRows) {
-          const std::int64_t m = std::min(kBlockRows, hi - i0);
+        for (std::int64_t i0 = lo; i0 < hi; i0 += call_rows) {
+          const std::int64_t m = std::min(call_rows, hi - i0);
           const float* rows = x_.rows + i0 * x_.ld;
-          // The next block's rows come from memory while this one computes: ask for them now.
-          if (!few)  // (the few-centroid kernel fetches ahead within the block itself)
-            for (std::int64_t r = i0 + m; r < std::min(hi, i0 + m + kBlockRows); ++r)
-              for (std::int64_t q = 0; q < d; q += 16) __builtin_prefetch(x_.rows + r * x_.ld + q, 0, 2);
-          if (few)
+          if (few) {
             s.argmin_rows_few(rows, x_.ld, m, d, c, panels_.bias.data(), k, panels_.alpha, lab.data(), best.data(),
                               fused ? chunks_->sums(t) : nullptr, fused ? chunks_->counts(t) : nullptr);
-          else
+          } else {
+            // The next block's rows come from memory while this one computes: ask for them now.
+            for (std::int64_t r = i0 + m; r < std::min(hi, i0 + m + kBlockRows); ++r)
+              for (std::int64_t q = 0; q < d; q += 16) __builtin_prefetch(x_.rows + r * x_.ld + q, 0, 2);
             s.argmin_rows(rows, x_.ld, m, d, panels_.panels.data(), panels_.bias.data(), k, panels_.alpha,
                           lab.data(), best.data(), scratch.data());
+          }
           for (std::int64_t r = 0; r < m; ++r) {
             changed += out.labels[i0 + r] != lab[r];
             out.labels[i0 + r] = lab[r];
