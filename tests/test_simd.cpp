@@ -130,7 +130,7 @@ void check_argmin(const Scores& ref, std::int64_t n, std::int64_t k, const std::
 
 const std::int64_t kNs[] = {1, 2, 5, 7, 13, 37, 101};
 const std::int64_t kDs[] = {1, 3, 7, 16, 17, 33, 64, 67};
-const std::int64_t kKs[] = {1, 2, 5, 7, 13, 33, 70};
+const std::int64_t kKs[] = {1, 2, 5, 7, 13, 33, 36, 50, 70};  // 33, 36, 50: last panels of 1 to 4 centroids
 
 TEST_P(Kernels, Metadata) {
   EXPECT_STREQ(k_->name, GetParam());

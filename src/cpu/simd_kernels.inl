@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "cpu/simd_kernels.hpp"
 
@@ -330,10 +331,50 @@ void pack_panels(const float* c, std::int64_t k, std::int64_t d, std::int64_t ld
   }
 }
 
+namespace {
+
+// A last panel with at most kTail real centroids (K = 50 with 16-wide panels: 2) is cheaper as
+// products along d, one dot per row and centroid, than as a panel tile that is mostly padding.
+constexpr std::int64_t kTail = W / 4;
+
+// The tail centroids' scores for a block of MR rows, folded into each row's best in index order
+// (strict <: the panels' centroids have the lower indices and win ties).
+inline void fold_tail(const float* xr, std::int64_t ld, std::int64_t d, const float* tail, std::int64_t t,
+                      std::int64_t j0, const float* bias, float alpha, int rows, float* best, std::int32_t* arg) {
+  for (std::int64_t i = 0; i < t; ++i) {
+    const float* cj = tail + i * d;
+    vf acc[MR];
+    for (int r = 0; r < MR; ++r) acc[r] = vf{};
+    std::int64_t q = 0;
+    for (; q + W <= d; q += W) {
+      const vf cv = load(cj + q);
+      for (int r = 0; r < MR; ++r) acc[r] += load(xr + r * ld + q) * cv;
+    }
+    for (int r = 0; r < rows; ++r) {
+      float dot = hsum(acc[r]);
+      for (std::int64_t e = q; e < d; ++e) dot += xr[r * ld + e] * cj[e];
+      const float score = bias[j0 + i] + alpha * dot;
+      if (score < best[r]) best[r] = score, arg[r] = static_cast<std::int32_t>(j0 + i);
+    }
+  }
+}
+
+}  // namespace
+
 void argmin_rows(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t d,
                  const float* panels, const float* bias, std::int64_t k, float alpha,
                  std::int32_t* labels, float* best_score, float* scratch) {
-  const std::int64_t panels_n = (k + PANEL - 1) / PANEL;
+  std::int64_t panels_n = (k + PANEL - 1) / PANEL;
+  // The tail's centroids unpacked from the last panel into rows (a few d-long gathers per call).
+  const std::int64_t tail_j0 = (panels_n - 1) * PANEL, tail_n = k - tail_j0;
+  thread_local std::vector<float> tail;
+  if (tail_n <= kTail) {
+    tail.resize(static_cast<std::size_t>(tail_n * d));
+    const float* last = panels + tail_j0 * d;
+    for (std::int64_t i = 0; i < tail_n; ++i)
+      for (std::int64_t q = 0; q < d; ++q) tail[i * d + q] = last[q * PANEL + i];
+    --panels_n;
+  }
   const vf va = splat(alpha);
   for_each_row_block(x, ldx, n, d, scratch, [&](const float* xr, std::int64_t ld, std::int64_t i0, int rows) {
     vf bv[MR][2];
@@ -371,13 +412,14 @@ void argmin_rows(const float* x, std::int64_t ldx, std::int64_t n, std::int64_t 
         bi[r][1] = m1 ? j1 : bi[r][1];
       }
     }
+    float best[MR];
+    std::int32_t arg[MR];
+    for (int r = 0; r < rows; ++r) lane_argmin(bv[r][0], bi[r][0], bv[r][1], bi[r][1], best[r], arg[r]);
+    if (tail_n <= kTail) fold_tail(xr, ld, d, tail.data(), tail_n, tail_j0, bias, alpha, rows, best, arg);
     for (int r = 0; r < rows; ++r) {
-      float best;
-      std::int32_t arg;
-      lane_argmin(bv[r][0], bi[r][0], bv[r][1], bi[r][1], best, arg);
       // A row of NaN scores (impossible after validation) would leave arg unset: clamp to 0.
-      labels[i0 + r] = arg == 0x7fffffff ? 0 : arg;
-      best_score[i0 + r] = best;
+      labels[i0 + r] = arg[r] == 0x7fffffff ? 0 : arg[r];
+      best_score[i0 + r] = best[r];
     }
   });
 }
