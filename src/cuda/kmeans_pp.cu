@@ -46,7 +46,8 @@ __device__ void gather_candidates(const PointsView& x, std::int64_t b, const std
 }
 
 // The first centroid of batch b: row first[b], into cand[b, 0, :] and c[b, 0, :].
-__global__ void first_kernel(PointsView x, const std::int64_t* first, int trials, std::int64_t k, float* cand, float* c) {
+__global__ void kpp_first_kernel(PointsView x, const std::int64_t* first, int trials, std::int64_t k, float* cand,
+                                 float* c) {
   const std::int64_t b = blockIdx.x;
   float* mine = cand + b * trials * x.d;
   gather_candidates(x, b, first + b, 1, mine);
@@ -61,9 +62,9 @@ __global__ void first_kernel(PointsView x, const std::int64_t* first, int trials
 // points' rows read coalesced). TP: trials rounded up to a multiple of 4 (the candidates are read
 // four at a time; the padding candidates are zero and their distances unused).
 template <int TP>
-__global__ void __launch_bounds__(kThreads) distances_kernel(PointsView x, const float* cand, int cand_per_batch,
-                                                             int trials, const float* closest, float* dist,
-                                                             double* partial) {
+__global__ void __launch_bounds__(kThreads) kpp_distances_kernel(PointsView x, const float* cand, int cand_per_batch,
+                                                                 int trials, const float* closest, float* dist,
+                                                                 double* partial) {
   __shared__ float xs[kThreads][kSlice + 1];  // +1: a thread's row walk is free of bank conflicts
   __shared__ float4 cs[kSlice][TP / 4];
   const std::int64_t b = blockIdx.y, n = x.n, d = x.d, count = x.batches * n;
@@ -139,7 +140,7 @@ void launch_distances(const PointsView& x, const float* cand, int cand_per_batch
   switch (padded) {
 #define FK_DISTANCES(TP)                                                                                        \
   case TP:                                                                                                      \
-    distances_kernel<TP><<<grid, kThreads, 0, stream>>>(x, cand, cand_per_batch, trials, closest, dist, partial); \
+    kpp_distances_kernel<TP><<<grid, kThreads, 0, stream>>>(x, cand, cand_per_batch, trials, closest, dist, partial); \
     break;
     FK_DISTANCES(4) FK_DISTANCES(8) FK_DISTANCES(12) FK_DISTANCES(16) FK_DISTANCES(20) FK_DISTANCES(24)
 #undef FK_DISTANCES
@@ -185,9 +186,9 @@ __device__ std::int64_t first_crossing(std::int64_t count, Value value, double s
 // Step `step`, one block per (batch, trial): the candidate drawn by weight, the first row whose
 // cumulative weight exceeds u * total (std::upper_bound on the CPU; the last row when none does),
 // found in two levels: the chunk, from the batch's chunk sums, then the row inside it.
-__global__ void __launch_bounds__(kThreads) draw_kernel(PointsView x, const float* closest, const double* chunk_sum,
-                                                        std::int64_t chunks, const double* u, std::int64_t k,
-                                                        int trials, std::int64_t step, float* cand) {
+__global__ void __launch_bounds__(kThreads) kpp_draw_kernel(PointsView x, const float* closest, const double* chunk_sum,
+                                                            std::int64_t chunks, const double* u, std::int64_t k,
+                                                            int trials, std::int64_t step, float* cand) {
   __shared__ typename Scan::TempStorage tmp;
   __shared__ std::int64_t picked;
   const std::int64_t b = blockIdx.x / trials, n = x.n;
@@ -214,9 +215,9 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(PointsView x, const floa
 
 // The candidate of least potential (the first on ties) becomes centroid `step` of each batch.
 // Each trial's potential: the blocks' partial sums in a fixed tree (cub::BlockReduce).
-__global__ void __launch_bounds__(kThreads) choose_kernel(const double* partial, std::int64_t blocks, int trials,
-                                                          const float* cand, std::int64_t d, std::int64_t k,
-                                                          std::int64_t step, int* best, float* c) {
+__global__ void __launch_bounds__(kThreads) kpp_choose_kernel(const double* partial, std::int64_t blocks, int trials,
+                                                              const float* cand, std::int64_t d, std::int64_t k,
+                                                              std::int64_t step, int* best, float* c) {
   using Sum = cub::BlockReduce<double, kThreads>;
   __shared__ typename Sum::TempStorage tmp;
   __shared__ double pot[kMaxTrials];
@@ -243,9 +244,9 @@ __global__ void __launch_bounds__(kThreads) choose_kernel(const double* partial,
 
 // One block per chunk of kChunk rows: closest_i = min(closest_i, distance to the chosen
 // candidate) (when best is given), and the chunk's sum of closest in a fixed tree.
-__global__ void __launch_bounds__(kThreads) update_kernel(std::int64_t n, std::int64_t count, std::int64_t chunks,
-                                                          const int* best, const float* dist, float* closest,
-                                                          double* chunk_sum) {
+__global__ void __launch_bounds__(kThreads) kpp_update_kernel(std::int64_t n, std::int64_t count, std::int64_t chunks,
+                                                              const int* best, const float* dist, float* closest,
+                                                              double* chunk_sum) {
   using Sum = cub::BlockReduce<double, kThreads>;
   __shared__ typename Sum::TempStorage tmp;
   const std::int64_t b = blockIdx.x / chunks, c = blockIdx.x % chunks;
@@ -286,24 +287,24 @@ void kmeans_plus_plus(const PointsView& x, std::int64_t k, std::uint64_t seed, f
   FK_CUDA(cudaMemcpyAsync(first_d.get(), first.data(), sizeof(std::int64_t) * B, cudaMemcpyHostToDevice, stream));
   if (!u.empty())
     FK_CUDA(cudaMemcpyAsync(u_d.get(), u.data(), sizeof(double) * u.size(), cudaMemcpyHostToDevice, stream));
-  first_kernel<<<static_cast<unsigned>(B), kThreads, 0, stream>>>(x, first_d.get(), trials, k, cand.get(), c);
+  kpp_first_kernel<<<static_cast<unsigned>(B), kThreads, 0, stream>>>(x, first_d.get(), trials, k, cand.get(), c);
   FK_CUDA_LAUNCHED();
   const unsigned chunk_blocks = static_cast<unsigned>(B * chunks);
   // The first centroid's distances go straight to closest (one candidate: the same layout).
   launch_distances(x, cand.get(), trials, 1, nullptr, closest.get(), nullptr, blocks, stream);
-  update_kernel<<<chunk_blocks, kThreads, 0, stream>>>(N, count, chunks, nullptr, nullptr, closest.get(),
-                                                       chunk_sum.get());
+  kpp_update_kernel<<<chunk_blocks, kThreads, 0, stream>>>(N, count, chunks, nullptr, nullptr, closest.get(),
+                                                           chunk_sum.get());
   FK_CUDA_LAUNCHED();
   for (std::int64_t step = 1; step < k; ++step) {
-    draw_kernel<<<static_cast<unsigned>(B * trials), kThreads, 0, stream>>>(x, closest.get(), chunk_sum.get(), chunks,
-                                                                          u_d.get(), k, trials, step, cand.get());
+    kpp_draw_kernel<<<static_cast<unsigned>(B * trials), kThreads, 0, stream>>>(
+        x, closest.get(), chunk_sum.get(), chunks, u_d.get(), k, trials, step, cand.get());
     FK_CUDA_LAUNCHED();
     launch_distances(x, cand.get(), trials, trials, closest.get(), dist.get(), partial.get(), blocks, stream);
-    choose_kernel<<<static_cast<unsigned>(B), kThreads, 0, stream>>>(partial.get(), blocks, trials, cand.get(), D, k,
-                                                                   step, best.get(), c);
+    kpp_choose_kernel<<<static_cast<unsigned>(B), kThreads, 0, stream>>>(partial.get(), blocks, trials, cand.get(), D,
+                                                                       k, step, best.get(), c);
     FK_CUDA_LAUNCHED();
-    update_kernel<<<chunk_blocks, kThreads, 0, stream>>>(N, count, chunks, best.get(), dist.get(), closest.get(),
-                                                         chunk_sum.get());
+    kpp_update_kernel<<<chunk_blocks, kThreads, 0, stream>>>(N, count, chunks, best.get(), dist.get(), closest.get(),
+                                                             chunk_sum.get());
     FK_CUDA_LAUNCHED();
   }
 }
