@@ -17,6 +17,10 @@
 #include "reference.hpp"
 
 namespace cpu = flashkmeans::cpu;
+using cpu::Bound16;
+using cpu::bound16_down;
+using cpu::bound16_value;
+using cpu::kBound16Inf;
 
 namespace {
 
@@ -342,27 +346,87 @@ TEST_P(Kernels, CandidateDots) {
     }
 }
 
-// elkan_candidates: the j with ub + drift_total[j] > lower[j], ascending (equality excluded).
+// Float16 bounds: the largest float16 at or below the value, +inf kept, past the range the largest
+// finite float16; exact round trips for every finite float16.
+TEST(Bound16, RoundsDown) {
+  for (std::uint32_t h = 0; h < 0x7c00; ++h) {
+    const float v = bound16_value(static_cast<Bound16>(h));
+    ASSERT_EQ(bound16_down(v), h) << "float16 " << h;
+    ASSERT_LT(v, bound16_value(static_cast<Bound16>(h + 1))) << "float16 " << h;
+    if (h > 0) {
+      ASSERT_EQ(bound16_down(std::nextafter(v, 0.f)), h - 1) << "just below float16 " << h;
+    }
+  }
+  EXPECT_EQ(bound16_value(0x7bff), 65504.f);
+  EXPECT_EQ(bound16_down(65504.f * 1.5f), 0x7bff);
+  EXPECT_EQ(bound16_down(std::numeric_limits<float>::max()), 0x7bff);
+  EXPECT_EQ(bound16_down(std::numeric_limits<float>::infinity()), kBound16Inf);
+  EXPECT_EQ(bound16_value(kBound16Inf), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(bound16_down(0x1.0p-30f), 0);
+  EXPECT_EQ(bound16_down(0.f), 0);
+}
+
+// The kernels store a bound b as float16 units rounded down: a lower bound still, and within one
+// float16 step of b.
+void expect_rounded_bound(Bound16 got, double want, float unit, const std::string& what) {
+  const double v = static_cast<double>(bound16_value(got)) * unit;
+  EXPECT_LE(v, want * (1 + 1e-6) + 1e-30) << what;
+  EXPECT_GE(v, want * (1 - 0x1.0p-10) - 0x1.0p-24 * unit - 1e-6 * (1 + want)) << what;
+}
+
+// elkan_candidates: the j with ub + drift_total[j] > lower[j] * unit, ascending (equality excluded).
 TEST_P(Kernels, ElkanCandidates) {
   std::mt19937 g(95);
   std::uniform_int_distribution<int> pick(0, 3);
-  for (std::int64_t k = 0; k <= 90; ++k)
-    for (int rep = 0; rep < 4; ++rep) {
-      std::vector<float> lower = random_floats(g, static_cast<std::size_t>(k));
-      const std::vector<float> drift = random_floats(g, static_cast<std::size_t>(k));
-      const float ub = random_floats(g, 1)[0];
-      for (std::int64_t j = 0; j < k; ++j) {
-        if (pick(g) == 0) lower[j] = ub + drift[j];  // exact boundary: not a candidate
-        if (pick(g) == 0) lower[j] = std::numeric_limits<float>::infinity();  // never a candidate
+  for (const float unit : {1.f, 0.25f})
+    for (std::int64_t k = 0; k <= 90; ++k)
+      for (int rep = 0; rep < 4; ++rep) {
+        const std::vector<float> lv = random_floats(g, static_cast<std::size_t>(k));
+        std::vector<float> drift = random_floats(g, static_cast<std::size_t>(k));
+        const float ub = random_floats(g, 1)[0];
+        std::vector<Bound16> lower(static_cast<std::size_t>(k));
+        for (std::int64_t j = 0; j < k; ++j) {
+          lower[j] = bound16_down(std::fabs(lv[j]) * 4.f);
+          if (pick(g) == 0) {  // exactly on the boundary (where float arithmetic allows): not a candidate
+            const float v = bound16_value(lower[j]) * unit;
+            if (ub + (v - ub) == v) drift[j] = v - ub;
+          }
+          if (pick(g) == 0) lower[j] = kBound16Inf;  // never a candidate
+        }
+        std::vector<std::int32_t> want;
+        for (std::int64_t j = 0; j < k; ++j)
+          if (ub + drift[j] > bound16_value(lower[j]) * unit) want.push_back(static_cast<std::int32_t>(j));
+        Guarded<Bound16> l(lower);
+        Guarded<float> dr(drift);
+        Guarded<std::int32_t> out(static_cast<std::size_t>(k + 16));  // the documented room: k + 16
+        const std::int64_t m = k_->elkan_candidates(l.data(), dr.data(), ub, unit, k, out.data());
+        ASSERT_EQ(m, static_cast<std::int64_t>(want.size())) << "k = " << k;
+        for (std::int64_t t = 0; t < m; ++t) EXPECT_EQ(out[t], want[t]) << "k = " << k << ", position " << t;
       }
-      std::vector<std::int32_t> want;
-      for (std::int64_t j = 0; j < k; ++j)
-        if (ub + drift[j] > lower[j]) want.push_back(static_cast<std::int32_t>(j));
-      Guarded<float> l(lower), dr(drift);
-      Guarded<std::int32_t> out(static_cast<std::size_t>(k + 16));  // the documented room: k + 16
-      const std::int64_t m = k_->elkan_candidates(l.data(), dr.data(), ub, k, out.data());
-      ASSERT_EQ(m, static_cast<std::int64_t>(want.size())) << "k = " << k;
-      for (std::int64_t t = 0; t < m; ++t) EXPECT_EQ(out[t], want[t]) << "k = " << k << ", position " << t;
+}
+
+// elkan_bound_row: the first smallest score's j, and every bound as elkan_update writes it.
+TEST_P(Kernels, ElkanBoundRow) {
+  std::mt19937 g(97);
+  std::uniform_real_distribution<float> pos(0.f, 4.f);
+  for (const float unit : {1.f, 0x1.0p-6f})
+    for (std::int64_t k = 1; k <= 70; k += 3) {
+      std::vector<float> scores = random_floats(g, static_cast<std::size_t>(k)), norms(static_cast<std::size_t>(k)),
+                         drift(static_cast<std::size_t>(k));
+      for (std::int64_t j = 0; j < k; ++j) norms[j] = pos(g), drift[j] = pos(g);
+      if (k > 5) scores[k - 1] = scores[2];  // a tie: the first one wins
+      const float x_norm = 3.f, err = 1e-6f, shrink = 1.f - 0x1.0p-20f;
+      Guarded<float> sc(scores), gn(norms), gdr(drift);
+      Guarded<Bound16> row(static_cast<std::size_t>(k));
+      const std::int64_t best = k_->elkan_bound_row(sc.data(), row.data(), k, x_norm, gn.data(), gdr.data(), err,
+                                                    shrink, unit);
+      const std::int64_t want = std::min_element(scores.begin(), scores.end()) - scores.begin();
+      EXPECT_EQ(best, want) << "k = " << k;
+      for (std::int64_t j = 0; j < k; ++j) {
+        const double sq = static_cast<double>(x_norm) + scores[j] - static_cast<double>(err) * (x_norm + norms[j]);
+        const double bound = (std::sqrt(std::max(sq, 0.0)) + drift[j]) * shrink;
+        expect_rounded_bound(row[j], bound, unit, "k = " + std::to_string(k) + ", bound " + std::to_string(j));
+      }
     }
 }
 
@@ -371,41 +435,44 @@ TEST_P(Kernels, ElkanCandidates) {
 TEST_P(Kernels, ElkanUpdate) {
   std::mt19937 g(98);
   std::uniform_real_distribution<float> pos(0.f, 4.f);
-  for (std::int64_t k : {1, 2, 7, 16, 33})
-    for (std::int64_t m = 0; m <= k; m += (k > 8 ? 3 : 1)) {
-      // m ascending candidates out of k.
-      std::vector<std::int32_t> all(static_cast<std::size_t>(k));
-      for (std::int64_t j = 0; j < k; ++j) all[j] = static_cast<std::int32_t>(j);
-      std::shuffle(all.begin(), all.end(), g);
-      std::vector<std::int32_t> list(all.begin(), all.begin() + m);
-      std::sort(list.begin(), list.end());
-      std::vector<float> dots = random_floats(g, static_cast<std::size_t>(m)), norms(static_cast<std::size_t>(k)),
-                         drift(static_cast<std::size_t>(k)), lower = random_floats(g, static_cast<std::size_t>(k));
-      for (std::int64_t j = 0; j < k; ++j) norms[j] = pos(g), drift[j] = pos(g);
-      if (m >= 3) dots[m - 1] = dots[1], norms[list[m - 1]] = norms[list[1]];  // an exact tie in score
-      const float x_norm = 3.f, err = 1e-6f, shrink = 1.f - 0x1.0p-20f;
-      Guarded<std::int32_t> cand(list);
-      Guarded<float> gd(dots), gn(norms), gdr(drift), gl(lower), scores(static_cast<std::size_t>(m));
-      const std::int64_t at = k_->elkan_update(cand.data(), gd.data(), m, gn.data(), gdr.data(), x_norm, err, shrink,
-                                               gl.data(), scores.data());
-      std::int64_t want_at = -1;
-      std::vector<char> is_cand(static_cast<std::size_t>(k), 0);
-      for (std::int64_t t = 0; t < m; ++t) {
-        const std::int32_t j = list[t];
-        is_cand[j] = 1;
-        const float score = norms[j] - 2.f * dots[t];  // exact: 2 x is exact, one rounding
-        EXPECT_EQ(scores[t], score) << "k = " << k << ", t = " << t;
-        if (want_at < 0 || score < scores[want_at]) want_at = t;
-        const double sq = static_cast<double>(x_norm) + score - static_cast<double>(err) * (x_norm + norms[j]);
-        const double bound = (std::sqrt(std::max(sq, 0.0)) + drift[j]) * shrink;
-        EXPECT_NEAR(gl[j], bound, 1e-6 * (1 + bound)) << "lower bound of " << j;
-      }
-      for (std::int64_t j = 0; j < k; ++j)
-        if (!is_cand[j]) {
-          EXPECT_EQ(gl[j], lower[j]) << "lower bound of non-candidate " << j << " changed";
+  for (const float unit : {1.f, 0x1.0p-6f})
+    for (std::int64_t k : {1, 2, 7, 16, 33})
+      for (std::int64_t m = 0; m <= k; m += (k > 8 ? 3 : 1)) {
+        // m ascending candidates out of k.
+        std::vector<std::int32_t> all(static_cast<std::size_t>(k));
+        for (std::int64_t j = 0; j < k; ++j) all[j] = static_cast<std::int32_t>(j);
+        std::shuffle(all.begin(), all.end(), g);
+        std::vector<std::int32_t> list(all.begin(), all.begin() + m);
+        std::sort(list.begin(), list.end());
+        std::vector<float> dots = random_floats(g, static_cast<std::size_t>(m)), norms(static_cast<std::size_t>(k)),
+                           drift(static_cast<std::size_t>(k));
+        std::vector<Bound16> lower(static_cast<std::size_t>(k));
+        for (std::int64_t j = 0; j < k; ++j) norms[j] = pos(g), drift[j] = pos(g), lower[j] = bound16_down(pos(g));
+        if (m >= 3) dots[m - 1] = dots[1], norms[list[m - 1]] = norms[list[1]];  // an exact tie in score
+        const float x_norm = 3.f, err = 1e-6f, shrink = 1.f - 0x1.0p-20f;
+        Guarded<std::int32_t> cand(list);
+        Guarded<float> gd(dots), gn(norms), gdr(drift), scores(static_cast<std::size_t>(m));
+        Guarded<Bound16> gl(lower);
+        const std::int64_t at = k_->elkan_update(cand.data(), gd.data(), m, gn.data(), gdr.data(), x_norm, err,
+                                                 shrink, unit, gl.data(), scores.data());
+        std::int64_t want_at = -1;
+        std::vector<char> is_cand(static_cast<std::size_t>(k), 0);
+        for (std::int64_t t = 0; t < m; ++t) {
+          const std::int32_t j = list[t];
+          is_cand[j] = 1;
+          const float score = norms[j] - 2.f * dots[t];  // exact: 2 x is exact, one rounding
+          EXPECT_EQ(scores[t], score) << "k = " << k << ", t = " << t;
+          if (want_at < 0 || score < scores[want_at]) want_at = t;
+          const double sq = static_cast<double>(x_norm) + score - static_cast<double>(err) * (x_norm + norms[j]);
+          const double bound = (std::sqrt(std::max(sq, 0.0)) + drift[j]) * shrink;
+          expect_rounded_bound(gl[j], bound, unit, "lower bound of " + std::to_string(j));
         }
-      EXPECT_EQ(at, want_at) << "k = " << k << ", m = " << m;
-    }
+        for (std::int64_t j = 0; j < k; ++j)
+          if (!is_cand[j]) {
+            EXPECT_EQ(gl[j], lower[j]) << "lower bound of non-candidate " << j << " changed";
+          }
+        EXPECT_EQ(at, want_at) << "k = " << k << ", m = " << m;
+      }
 }
 
 TEST_P(Kernels, AddRow) {

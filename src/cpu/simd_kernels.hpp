@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "cpu/bound16.hpp"
+
 namespace flashkmeans::cpu {
 
 /// One instruction set's kernels. Points are float32 rows (row stride ldx); centroids are packed
@@ -34,20 +36,21 @@ struct SimdKernels {
   /// out[t] = x . c[cand[t]] for t < m (c is (K, d) row-major): Elkan's surviving candidates.
   void (*candidate_dots)(const float* x, const float* c, std::int64_t d, const std::int32_t* cand, std::int64_t m,
                          float* out);
-  /// Writes the j with ub + drift_total[j] > lower[j], ascending; returns how many. out needs room
-  /// for k + 16 entries (whole vectors are stored).
-  std::int64_t (*elkan_candidates)(const float* lower, const float* drift_total, float ub, std::int64_t k,
-                                   std::int32_t* out);
-  /// A row of scores (||c_j||^2 - 2 x.c_j) turned in place into Elkan's offset lower bounds
-  /// (as elkan_update writes them); returns the j of the smallest score (first on ties).
-  std::int64_t (*elkan_bound_row)(float* row, std::int64_t k, float x_norm, const float* c_norms,
-                                  const float* drift_total, float err, float shrink);
+  /// Elkan's bounds are float16 in units of `unit` (a power of two; see bound16.hpp): bound j is
+  /// lower[j] * unit. Writes the j with ub + drift_total[j] > that, ascending; returns how many.
+  /// out needs room for k + 16 entries (whole vectors are stored).
+  std::int64_t (*elkan_candidates)(const Bound16* lower, const float* drift_total, float ub, float unit,
+                                   std::int64_t k, std::int32_t* out);
+  /// A row of scores (||c_j||^2 - 2 x.c_j) turned into Elkan's offset lower bounds (as elkan_update
+  /// writes them) in `row`; returns the j of the smallest score (first on ties).
+  std::int64_t (*elkan_bound_row)(const float* scores, Bound16* row, std::int64_t k, float x_norm, const float* c_norms,
+                                  const float* drift_total, float err, float shrink, float unit);
   /// For Elkan's evaluated candidates (ascending j) with dots[t] = x.c_cand[t]: scores[t] =
-  /// ||c||^2 - 2 x.c, lower[j] = (max(||x - c||^2 - err (||x||^2 + ||c||^2), 0)^(1/2) + drift_total[j]) * shrink.
-  /// Returns the t of the smallest score (first on ties), or -1 when m = 0.
+  /// ||c||^2 - 2 x.c, lower[j] = (max(||x - c||^2 - err (||x||^2 + ||c||^2), 0)^(1/2) + drift_total[j]) * shrink,
+  /// stored rounded down in units of `unit`. Returns the t of the smallest score (first on ties), or -1 when m = 0.
   std::int64_t (*elkan_update)(const std::int32_t* cand, const float* dots, std::int64_t m, const float* c_norms,
-                               const float* drift_total, float x_norm, float err, float shrink, float* lower,
-                               float* scores);
+                               const float* drift_total, float x_norm, float err, float shrink, float unit,
+                               Bound16* lower, float* scores);
   /// true when no element of x[0..n) is NaN or infinite.
   bool (*all_finite)(const float* x, std::int64_t n);
   /// acc[0..d) += x[0..d)

@@ -36,6 +36,44 @@ typedef std::int32_t vi __attribute__((vector_size(W * 4)));
 
 inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
+
+inline vf vsqrt(vf v) {
+#if defined(__AVX512F__) && FK_LANES == 16
+  return reinterpret_cast<vf>(_mm512_maskz_sqrt_ps(0xffff, reinterpret_cast<__m512>(v)));  // (masked: see load_bounds)
+#elif defined(__AVX__) && FK_LANES == 8
+  return reinterpret_cast<vf>(_mm256_sqrt_ps(reinterpret_cast<__m256>(v)));
+#else
+  for (int l = 0; l < W; ++l) v[l] = std::sqrt(v[l]);
+  return v;
+#endif
+}
+
+// W float16 bounds in and out (bound16.hpp): F16C / AVX-512 conversions, rounding down on the way
+// out as bound16_down does, or that function lane by lane.
+inline vf load_bounds(const Bound16* p) {
+#if defined(__AVX512F__) && FK_LANES == 16
+  // (the masked forms: the plain ones start from an "undefined" register that GCC 12 warns about)
+  return reinterpret_cast<vf>(_mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#elif defined(__F16C__) && FK_LANES == 8
+  return reinterpret_cast<vf>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#else
+  vf v;
+  for (int l = 0; l < W; ++l) v[l] = bound16_value(p[l]);
+  return v;
+#endif
+}
+inline void store_bounds_down(Bound16* p, vf v) {
+#if defined(__AVX512F__) && FK_LANES == 16
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                      _mm512_maskz_cvtps_ph(0xffff, reinterpret_cast<__m512>(v),
+                                            _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+#elif defined(__F16C__) && FK_LANES == 8
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                   _mm256_cvtps_ph(reinterpret_cast<__m256>(v), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+#else
+  for (int l = 0; l < W; ++l) p[l] = bound16_down(v[l]);
+#endif
+}
 // A true broadcast. (vf{} + s costs a scalar add first: x + 0.0 is not x for x = -0.0; a
 // shuffle of lane 0 costs two extra moves.) The set1 intrinsics fold a load into vbroadcastss.
 inline vf splat(float s) {
@@ -505,7 +543,7 @@ const LeftPack kLeftPack;
 }  // namespace
 #endif
 
-std::int64_t elkan_candidates(const float* lower, const float* drift_total, float ub, std::int64_t k,
+std::int64_t elkan_candidates(const Bound16* lower, const float* drift_total, float ub, float unit, std::int64_t k,
                               std::int32_t* out) {
   // Candidate: ub + T_j > l~_j, i.e. the centroid may be nearer than ub. The indices are packed
   // without branches: a few percent of the lanes pass, scattered, so a branch per chunk would
@@ -515,7 +553,7 @@ std::int64_t elkan_candidates(const float* lower, const float* drift_total, floa
   vi lane;
   for (int l = 0; l < W; ++l) lane[l] = l;
   for (; j + W <= k; j += W) {
-    const vi m = u + load(drift_total + j) > load(lower + j);
+    const vi m = u + load(drift_total + j) > load_bounds(lower + j) * splat(unit);
     [[maybe_unused]] const vi idx = lane + static_cast<std::int32_t>(j);  // (the generic path packs j + l)
 #if defined(__AVX512F__)
     const __mmask16 bits = _mm512_cmplt_epi32_mask(reinterpret_cast<__m512i>(m), _mm512_setzero_si512());
@@ -538,20 +576,21 @@ std::int64_t elkan_candidates(const float* lower, const float* drift_total, floa
   }
   for (; j < k; ++j) {
     out[n] = static_cast<std::int32_t>(j);
-    n += ub + drift_total[j] > lower[j];
+    n += ub + drift_total[j] > bound16_value(lower[j]) * unit;
   }
   return n;
 }
 
-std::int64_t elkan_bound_row(float* __restrict row, std::int64_t k, float x_norm, const float* __restrict c_norms,
-                             const float* __restrict drift_total, float err, float shrink) {
+std::int64_t elkan_bound_row(const float* __restrict scores, Bound16* __restrict row, std::int64_t k, float x_norm,
+                             const float* __restrict c_norms, const float* __restrict drift_total, float err,
+                             float shrink, float unit) {
   // Lane-wise running minimum (strict <: the first index per lane), then across lanes.
   vf bv = splat(std::numeric_limits<float>::infinity());
   vi bi = vi{} + 0x7fffffff, jv;
   for (int l = 0; l < W; ++l) jv[l] = l;
   std::int64_t j = 0;
   for (; j + W <= k; j += W, jv += W) {
-    const vf v = load(row + j);
+    const vf v = load(scores + j);
     const vi m = v < bv;
     bv = m ? v : bv;
     bi = m ? jv : bi;
@@ -561,21 +600,30 @@ std::int64_t elkan_bound_row(float* __restrict row, std::int64_t k, float x_norm
   lane_argmin(bv, bi, bv, bi, best_v, lane_best);
   std::int64_t best = lane_best;
   for (; j < k; ++j)
-    if (row[j] < best_v) best_v = row[j], best = j;
+    if (scores[j] < best_v) best_v = scores[j], best = j;
   if (best == 0x7fffffff) best = 0;  // no finite score (impossible after validation)
-  // Vectorisable (sqrt without errno: the argument is clamped at 0).
-  for (std::int64_t q = 0; q < k; ++q) {
-    const float sq = x_norm + row[q] - err * (x_norm + c_norms[q]);
-    row[q] = (std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[q]) * shrink;
+  // sqrt without errno (the argument is clamped at 0) vectorises; the bounds go out W at a time.
+  const float inv_unit = 1.f / unit;
+  const vf xn = splat(x_norm), e = splat(err);
+  std::int64_t q = 0;
+  for (; q + W <= k; q += W) {
+    vf sq = xn + load(scores + q) - e * (xn + load(c_norms + q));
+    sq = sq > vf{} ? sq : vf{};
+    store_bounds_down(row + q, (vsqrt(sq) + load(drift_total + q)) * splat(shrink) * splat(inv_unit));
+  }
+  for (; q < k; ++q) {
+    const float sq = x_norm + scores[q] - err * (x_norm + c_norms[q]);
+    row[q] = bound16_down((std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[q]) * shrink * inv_unit);
   }
   return best;
 }
 
 std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __restrict dots, std::int64_t m,
                           const float* __restrict c_norms, const float* __restrict drift_total, float x_norm,
-                          float err, float shrink, float* __restrict lower, float* __restrict scores) {
+                          float err, float shrink, float unit, Bound16* __restrict lower, float* __restrict scores) {
   // Gathers of the centroid norms and drifts, vectorised; the bounds are scattered after.
-  float bounds[W];
+  const float inv_unit = 1.f / unit;
+  Bound16 bounds[W];
   vf best_v = splat(std::numeric_limits<float>::infinity());
   vi best_t = vi{} + 0x7fffffff, tv;
   for (int l = 0; l < W; ++l) tv[l] = l;
@@ -586,9 +634,7 @@ std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __re
     const vf score = cn - splat(2.f) * load(dots + t);
     vf sq = splat(x_norm) + score - splat(err) * (splat(x_norm) + cn);
     sq = sq > vf{} ? sq : vf{};
-    vf root;
-    for (int l = 0; l < W; ++l) root[l] = std::sqrt(sq[l]);
-    store(bounds, (root + dt) * splat(shrink));
+    store_bounds_down(bounds, (vsqrt(sq) + dt) * splat(shrink) * splat(inv_unit));
     for (int l = 0; l < W; ++l) lower[cand[t + l]] = bounds[l];
     store(scores + t, score);
     const vi better = score < best_v;  // strict: the first position per lane on ties
@@ -603,7 +649,7 @@ std::int64_t elkan_update(const std::int32_t* __restrict cand, const float* __re
     const std::int32_t j = cand[t];
     const float score = c_norms[j] - 2.f * dots[t];
     const float sq = x_norm + score - err * (x_norm + c_norms[j]);
-    lower[j] = (std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[j]) * shrink;
+    lower[j] = bound16_down((std::sqrt(sq > 0.f ? sq : 0.f) + drift_total[j]) * shrink * inv_unit);
     scores[t] = score;
     if (score < best) best = score, at = t;
   }
