@@ -489,24 +489,27 @@ TEST_P(Kernels, AddRow) {
 // Rows added in order to their label's sums (so exactly the sums of a scalar loop), counts too.
 TEST_P(Kernels, AddRows) {
   std::mt19937 g(98);
-  for (std::int64_t d : {1, 7, 8, 17, 64, 67})
-    for (std::int64_t m : {0, 1, 5, 96}) {
-      const std::int64_t k = 5, ldx = d + 3;
-      const std::vector<float> xs = random_floats(g, static_cast<std::size_t>(m * ldx));
-      std::vector<std::int32_t> labels(static_cast<std::size_t>(m));
-      for (auto& l : labels) l = static_cast<std::int32_t>(g() % k);
-      std::vector<float> want = random_floats(g, static_cast<std::size_t>(k * d));
-      std::vector<std::int64_t> want_counts(static_cast<std::size_t>(k), 3);
-      Guarded<float> sums(want);
-      Guarded<std::int64_t> counts(want_counts);
-      for (std::int64_t r = 0; r < m; ++r) {
-        for (std::int64_t q = 0; q < d; ++q) want[labels[r] * d + q] += xs[r * ldx + q];
-        ++want_counts[labels[r]];
+  // Few labels (grouped by label) and many (row by row); blocks past the grouped size.
+  for (std::int64_t d : {1, 7, 8, 17, 64, 67, 200})
+    for (std::int64_t m : {0, 1, 5, 96, 200})
+      for (std::int64_t k : {5, 64, 65}) {
+        const std::int64_t ldx = d + 3;
+        const std::vector<float> xs = random_floats(g, static_cast<std::size_t>(m * ldx));
+        std::vector<std::int32_t> labels(static_cast<std::size_t>(m));
+        for (auto& l : labels) l = static_cast<std::int32_t>(g() % k);
+        std::vector<float> want = random_floats(g, static_cast<std::size_t>(k * d));
+        std::vector<std::int64_t> want_counts(static_cast<std::size_t>(k), 3);
+        Guarded<float> sums(want);
+        Guarded<std::int64_t> counts(want_counts);
+        for (std::int64_t r = 0; r < m; ++r) {
+          for (std::int64_t q = 0; q < d; ++q) want[labels[r] * d + q] += xs[r * ldx + q];
+          ++want_counts[labels[r]];
+        }
+        k_->add_rows(sums.data(), counts.data(), xs.data(), ldx, labels.data(), m, d);
+        const std::string what = "d = " + std::to_string(d) + ", m = " + std::to_string(m) + ", k = " + std::to_string(k);
+        for (std::int64_t e = 0; e < k * d; ++e) ASSERT_EQ(sums[e], want[e]) << what;
+        for (std::int64_t j = 0; j < k; ++j) EXPECT_EQ(counts[j], want_counts[j]) << what;
       }
-      k_->add_rows(sums.data(), counts.data(), xs.data(), ldx, labels.data(), m, d);
-      for (std::int64_t e = 0; e < k * d; ++e) ASSERT_EQ(sums[e], want[e]) << "d = " << d << ", m = " << m;
-      for (std::int64_t j = 0; j < k; ++j) EXPECT_EQ(counts[j], want_counts[j]) << "d = " << d << ", m = " << m;
-    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, Kernels, testing::Values("avx512", "avx2", "generic"),
