@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """CPU benchmark: flashkmeans (through the C++ runner build/bench/fk_run) beside scikit-learn (Lloyd) and
 faiss-cpu, in one run, on the same data, the same initial centroids and the same fixed iterations (tol = 0);
-the peers are set up as ../shared/bench/peers_cpu.py does. Times are medians of --runs timed fits after one
-warm-up; correctness is computed afterwards in numpy/float64, outside the timings. Prints JSON lines as it
+the peers are set up as ../shared/bench/peers_cpu.py does. Times are medians of --runs rounds, each round one
+timed fit of every method in turn (a slow spell of a shared machine falls on all of them), each right after
+its own warm-up (fits for at least 0.2 s);
+correctness is computed afterwards in numpy/float64, outside the timings. Prints JSON lines as it
 goes, then a Markdown table.
 
 Agreement is reported against two references started from the same centroids: scikit-learn on float64 data
@@ -89,17 +91,6 @@ def run_fk(xf, cf, n, d, k, it, runs, algos, labels_prefix=None):
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
 
-def timed(fn):
-    """Median ms of args.runs timed calls after one warm-up, and the last call's result."""
-    fn()
-    ts = []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        r = fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(ts), r
-
-
 def inertia(x, labels, c):
     """Sum over the points of ||x_i - c[label_i]||^2, in float64, in chunks."""
     c, tot = np.asarray(c, np.float64), 0.0
@@ -141,26 +132,55 @@ with tempfile.TemporaryDirectory(prefix="bench_cpu_") as tmp:
         c0 = x[rng.choice(n, k, replace=False)].copy()
         x.tofile(f"{tmp}/x"), c0.tofile(f"{tmp}/c0")
         res = {}  # method -> ms, n_iter, inertia (labels against the method's own centroids), labels
-        for r in run_fk(f"{tmp}/x", f"{tmp}/c0", n, d, k, it, args.runs, algos, f"{tmp}/labels"):
+        limits = threadpool_limits(limits=args.threads) if threadpool_limits else None
+
+        def fit_sklearn():
+            return KMeans(n_clusters=k, init=c0, n_init=1, max_iter=it, tol=0.0, algorithm="lloyd").fit(x)
+
+        def fit_faiss():
+            fk = faiss.Kmeans(d, k, niter=it, seed=0, max_points_per_centroid=1 << 30, min_points_per_centroid=1)
+            fk.train(x, init_centroids=c0)
+            return fk
+
+        def warm(fn):  # fits for at least 0.2 s (one at least), as the flashkmeans runner warms up
+            t = time.perf_counter()
+            fn()
+            while time.perf_counter() - t < 0.2:
+                fn()
+
+        # Rounds of one timed fit per method, interleaved, so that a slow spell of a shared machine
+        # falls on every method alike; every method warms up right before its timed fit.
+        times = {m: [] for m in fk_methods + ["sklearn_lloyd", "faiss_cpu"]}
+        km = fkm = fk_last = None
+        for rnd in range(args.runs):
+            last = rnd == args.runs - 1
+            fk_last = run_fk(f"{tmp}/x", f"{tmp}/c0", n, d, k, it, 1, algos, f"{tmp}/labels" if last else None)
+            for r in fk_last:
+                times[r["method"]].append(r["ms"])
+            if sklearn:
+                warm(fit_sklearn)
+                t = time.perf_counter()
+                km = fit_sklearn()
+                times["sklearn_lloyd"].append(1e3 * (time.perf_counter() - t))
+            if faiss:
+                warm(fit_faiss)
+                t = time.perf_counter()
+                fkm = fit_faiss()
+                times["faiss_cpu"].append(1e3 * (time.perf_counter() - t))
+        for r in fk_last:
             prefix = f"{tmp}/labels.{r['method'].split('_', 1)[1]}"
             labels = np.fromfile(prefix, dtype=np.int32)
             centroids = np.fromfile(prefix + ".centroids", dtype=np.float32).reshape(k, d)
-            res[r["method"]] = dict(ms=r["ms"], n_iter=r["n_iter"], labels=labels,
-                                    inertia=inertia(x, labels, centroids))
-        limits = threadpool_limits(limits=args.threads) if threadpool_limits else None
+            res[r["method"]] = dict(ms=round(statistics.median(times[r["method"]]), 3), n_iter=r["n_iter"],
+                                    labels=labels, inertia=inertia(x, labels, centroids))
         if sklearn:
-            ms, km = timed(lambda: KMeans(n_clusters=k, init=c0, n_init=1, max_iter=it, tol=0.0,
-                                          algorithm="lloyd").fit(x))
-            res["sklearn_lloyd"] = dict(ms=round(ms, 3), n_iter=int(km.n_iter_), labels=km.labels_.astype(np.int32),
+            res["sklearn_lloyd"] = dict(ms=round(statistics.median(times["sklearn_lloyd"]), 3), n_iter=int(km.n_iter_),
+                                        labels=km.labels_.astype(np.int32),
                                         inertia=inertia(x, km.labels_, km.cluster_centers_))
         if faiss:
-            def fit_faiss():
-                fk = faiss.Kmeans(d, k, niter=it, seed=0, max_points_per_centroid=1 << 30, min_points_per_centroid=1)
-                fk.train(x, init_centroids=c0)
-                return fk
-            ms, fk = timed(fit_faiss)
-            labels = fk.index.search(x, 1)[1][:, 0].astype(np.int32)  # not timed
-            res["faiss_cpu"] = dict(ms=round(ms, 3), n_iter=it, labels=labels, inertia=inertia(x, labels, fk.centroids))
+            labels = fkm.index.search(x, 1)[1][:, 0].astype(np.int32)  # not timed
+            res["faiss_cpu"] = dict(ms=round(statistics.median(times["faiss_cpu"]), 3), n_iter=it, labels=labels,
+                                    inertia=inertia(x, labels, fkm.centroids))
         sk64 = None
         if sklearn:  # the float64 reference: run once, untimed
             km64 = KMeans(n_clusters=k, init=c0.astype(np.float64), n_init=1, max_iter=it, tol=0.0,
