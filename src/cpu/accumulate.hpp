@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/backend.hpp"
+#include "cpu/aligned.hpp"
 
 namespace flashkmeans::cpu {
 
@@ -56,7 +57,7 @@ class ChunkSums {
 
  private:
   std::int64_t rows_, chunks_, k_, d_;
-  std::vector<float> sums_;
+  AlignedVector<float> sums_;  // chunk c, cluster j: a row of D floats
   std::vector<std::int64_t> counts_;
 };
 

@@ -71,9 +71,12 @@ class ElkanAssigner final : public detail::Assigner {
       update_drifts(c);
       const std::int64_t sample = std::min(n, std::max<std::int64_t>(kSampleMin, n / kSampleFraction));
       sample_labels_.assign(out.labels, out.labels + sample);
-      pass = bounded_rows(s, c, 0, sample, out.labels);
+      // The centroids copied to 64-byte-aligned rows: a scattered candidate row of 512 bytes then
+      // spans 8 cache lines, not 9.
+      aligned_c_.assign(c, c + k_ * x_.d);
+      pass = bounded_rows(s, aligned_c_.data(), 0, sample, out.labels);
       if (pass.share(sample, k_) <= refresh_share_) {
-        pass += bounded_rows(s, c, sample, n, out.labels);
+        pass += bounded_rows(s, aligned_c_.data(), sample, n, out.labels);
         refresh_ = pass.share(n, k_) > refresh_share_;
       } else {
         // Every row in GEMM tiles, the sample too (from its labels before the try), so that all
@@ -221,6 +224,7 @@ class ElkanAssigner final : public detail::Assigner {
   std::vector<double> total_drift_;
   std::vector<float> total_drift_f_, prev_;
   std::vector<std::int32_t> sample_labels_;
+  AlignedVector<float> aligned_c_;
   CentroidPanels panels_;
   IncrementalSums sums_;
   bool refresh_ = true;

@@ -5,13 +5,14 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/aligned.hpp"
 #include "cpu/simd_kernels.hpp"
 #include "flashkmeans/types.hpp"
 
 namespace flashkmeans::cpu {
 
 struct CentroidPanels {
-  std::vector<float> panels;  ///< ceil(K / panel) panels of D x panel floats
+  AlignedVector<float> panels;  ///< ceil(K / panel) panels of D x panel floats
   std::vector<float> bias;    ///< per centroid, padded with +inf so padding never wins
   std::vector<float> norms;   ///< ||c_j||^2
   float alpha = -2.f;         ///< score = bias + alpha * x.c
