@@ -40,14 +40,14 @@ __device__ float inverse_norm(std::int64_t cols, Get get, typename BlockSum::Tem
   return static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
 }
 
-// One block per row; the lowest bad row wins (atomicMin on the flat row index). flags[0] collects
+// One block per row; the lowest bad row wins (atomicMin on the flat row index; all ones: none). flags[0] collects
 // rows holding NaN or infinity, flags[1] (when zero_rows) rows without a direction: no element of
 // magnitude 1e-12 or more and a norm below 1e-12, the host check's rule.
-__global__ void bad_rows_kernel(ViewArgs v, bool zero_rows, int* flags) {
+__global__ void bad_rows_kernel(ViewArgs v, bool zero_rows, unsigned* flags) {
   __shared__ typename BlockSum::TempStorage tmp;
   const std::int64_t r = blockIdx.x;
   const std::int64_t base = row_base(v, r);
-  const int at = static_cast<int>(r < 0x7fffffff ? r : 0x7ffffffe);
+  const unsigned at = static_cast<unsigned>(r < 0x7fffffff ? r : 0x7ffffffe);
   bool bad = false, direction = false;
   double sq = 0;
   for (std::int64_t q = threadIdx.x; q < v.cols; q += blockDim.x) {
@@ -120,16 +120,16 @@ __global__ void normalize_kernel(float* c, std::int64_t d) {
 
 }  // namespace
 
-BadRows find_bad_rows(const TensorView& v, bool zero_rows, int* flags, cudaStream_t stream) {
-  const int none[2] = {0x7fffffff, 0x7fffffff};
-  FK_CUDA(cudaMemcpyAsync(flags, none, sizeof(none), cudaMemcpyHostToDevice, stream));
+void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream) {
+  FK_CUDA(cudaMemsetAsync(flags, 0xff, 2 * sizeof(unsigned), stream));  // no bad row yet
   const std::int64_t rows = v.batch * v.rows;
   bad_rows_kernel<<<static_cast<unsigned>(rows), kBlock, 0, stream>>>(args_of(v), zero_rows, flags);
   FK_CUDA_LAUNCHED();
-  int found[2] = {none[0], none[1]};
-  FK_CUDA(cudaMemcpyAsync(found, flags, sizeof(found), cudaMemcpyDeviceToHost, stream));
-  FK_CUDA(cudaStreamSynchronize(stream));
-  return {found[0] == none[0] ? -1 : found[0], found[1] == none[1] ? -1 : found[1]};
+}
+
+BadRows bad_rows_of(const unsigned* found) {
+  const auto row = [](unsigned f) { return f == 0xffffffffu ? std::int64_t{-1} : static_cast<std::int64_t>(f); };
+  return {row(found[0]), row(found[1])};
 }
 
 void stage_rows(const TensorView& v, void* dst, DType out_type, std::int64_t ld, bool normalize, cudaStream_t stream) {

@@ -15,8 +15,10 @@ struct BadRows {
   std::int64_t nonfinite;  ///< first row holding NaN or infinity
   std::int64_t zero;       ///< first finite row without a direction (only searched when asked)
 };
-/// Scans v on the device (flag_scratch: two ints of device memory). Synchronises.
-BadRows find_bad_rows(const TensorView& v, bool zero_rows, int* flag_scratch, cudaStream_t stream);
+/// Starts the scan of v on the device into flags (two unsigned of device memory); once they are
+/// copied back, bad_rows_of reads them.
+void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream);
+BadRows bad_rows_of(const unsigned* flags);
 
 /// Copies v into dst as C-contiguous rows of ld elements of dtype out_type (ld >= v.cols, zero
 /// padded), scaling every row to unit norm when normalize is set.

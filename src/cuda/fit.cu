@@ -107,6 +107,29 @@ class Graph {
   cudaGraphExec_t exec_ = nullptr;
 };
 
+// Work buffers carved out of one pool allocation (256-byte aligned each): one allocation call per
+// fit instead of one per buffer. add() reserves, allocate() allocates, get() is null for empty ones.
+class Arena {
+ public:
+  explicit Arena(cudaStream_t stream) : buffer_(0, stream) {}
+  template <class T>
+  std::size_t add(std::int64_t count) {
+    const std::size_t at = (size_ + 255) / 256 * 256;
+    size_ = at + sizeof(T) * static_cast<std::size_t>(count);
+    return count > 0 ? at : kNone;
+  }
+  void allocate() { buffer_.resize(std::max<std::size_t>(size_, 1)); }
+  template <class T>
+  T* get(std::size_t at) const {
+    return at == kNone ? nullptr : reinterpret_cast<T*>(buffer_.get() + at);
+  }
+
+ private:
+  static constexpr std::size_t kNone = ~std::size_t{0};
+  DeviceBuffer<unsigned char> buffer_;
+  std::size_t size_ = 0;
+};
+
 template <class T>
 void upload(DeviceBuffer<T>& dst, const std::vector<T>& src, cudaStream_t stream) {
   dst.resize(src.size());
@@ -127,11 +150,23 @@ MmaKind mma_kind(DType t, Precision p) {
 }
 
 // NaN or infinity anywhere, and under cosine rows without a direction, are errors (the host
-// checks' messages; device data is only read here).
-void check_rows(const TensorView& v, const char* what, Metric metric, int* scratch, cudaStream_t stream) {
-  const BadRows bad = find_bad_rows(v, metric == Metric::cosine, scratch, stream);
-  if (bad.nonfinite >= 0) detail::throw_nonfinite_row(what, bad.nonfinite, v.rows);
-  if (bad.zero >= 0) detail::throw_zero_row(what, bad.zero, v.rows);
+// checks' messages; device data is only read here). x and, when given (c_name set), c are
+// scanned together: one round trip. scratch: four unsigned of device memory.
+void check_rows(const TensorView& x, const TensorView& c, const char* c_name, Metric metric, unsigned* scratch,
+                cudaStream_t stream) {
+  const bool zero_rows = metric == Metric::cosine;
+  launch_bad_rows(x, zero_rows, scratch, stream);
+  if (c_name) launch_bad_rows(c, zero_rows, scratch + 2, stream);
+  unsigned found[4];
+  FK_CUDA(cudaMemcpyAsync(found, scratch, sizeof(unsigned) * (c_name ? 4 : 2), cudaMemcpyDeviceToHost, stream));
+  FK_CUDA(cudaStreamSynchronize(stream));
+  const BadRows bx = bad_rows_of(found);
+  if (bx.nonfinite >= 0) detail::throw_nonfinite_row("x", bx.nonfinite, x.rows);
+  if (bx.zero >= 0) detail::throw_zero_row("x", bx.zero, x.rows);
+  if (!c_name) return;
+  const BadRows bc = bad_rows_of(found + 2);
+  if (bc.nonfinite >= 0) detail::throw_nonfinite_row(c_name, bc.nonfinite, c.rows);
+  if (bc.zero >= 0) detail::throw_zero_row(c_name, bc.zero, c.rows);
 }
 
 constexpr std::int64_t kMaxBatches = 65535;  // the largest second grid dimension
@@ -213,13 +248,12 @@ void load_centroids(const TensorView& v, std::int64_t batches, float* c, cudaStr
 
 // The initial centroids into c (B, K, D): given, random rows (the CPU backend's draws) or k-means++
 // over the points as the update reads them (unit rows under cosine).
-void initial_centroids(const TensorView& x, const PointsView& points, const KMeansOptions& opt, float* c, int* scratch,
+// (Given centroids on the device were checked with x.)
+void initial_centroids(const TensorView& x, const PointsView& points, const KMeansOptions& opt, float* c,
                        cudaStream_t stream) {
   const std::int64_t k = opt.n_clusters;
   switch (opt.init) {
     case Init::given:
-      if (opt.init_centroids.device.type == DeviceType::cuda)
-        check_rows(opt.init_centroids, "init_centroids", opt.metric, scratch, stream);
       load_centroids(opt.init_centroids, x.batch, c, stream);
       break;
     case Init::random: {
@@ -292,6 +326,16 @@ class StageProfiler {
   std::vector<std::pair<std::string, cudaEvent_t>> events_;
 };
 
+// Whether the iteration runs as a CUDA graph (captured and instantiated once per fit, then
+// replayed) or as direct launches. The graph costs ~28 us per fit to capture and instantiate and
+// saves ~1 us per iteration of the scan path's two launches (H100, 5K x 64, K = 50): direct
+// launches there up to 32 iterations; the other paths' 4 to 9 launches keep the graph.
+// FLASHKMEANS_CUDA_GRAPH=0 / 1 forces either (development aid).
+bool use_graph(const LoopState& s, int max_iter) {
+  if (const char* v = std::getenv("FLASHKMEANS_CUDA_GRAPH"); v && *v) return *v != '0';
+  return !s.scan || max_iter > 32;
+}
+
 // How often the host looks at the convergence flag when tol can stop the loop early.
 constexpr int kCheckEvery = 8;
 
@@ -302,8 +346,11 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = opt.n_clusters, BN = B * N, BK = B * K;
   check_sizes(x, K);
 
-  DeviceBuffer<int> scratch(2, st);
-  check_rows(x, "x", opt.metric, scratch.get(), st);
+  {
+    DeviceBuffer<unsigned> scratch(4, st);
+    const bool given_here = opt.init == Init::given && opt.init_centroids.device.type == DeviceType::cuda;
+    check_rows(x, opt.init_centroids, given_here ? "init_centroids" : nullptr, opt.metric, scratch.get(), st);
+  }
   Points pts(st);
   prepare_points(x, opt.metric, pts, st);
 
@@ -313,57 +360,84 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   s.plan = assign_plan(mma_kind(x.dtype, opt.precision), K, D, x.device.id);
   int multiprocessors = 0;
   FK_CUDA(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, x.device.id));
-  plan_dense(s, multiprocessors, BN * D * element_bytes(x.dtype));
+  s.scan = plan_scan(s);
+  if (!s.scan) plan_dense(s, multiprocessors, BN * D * element_bytes(x.dtype));
   s.run_rows = plan_run_rows(BN, multiprocessors);
-
-  const std::size_t ct_bytes = static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2);
-  DeviceBuffer<float> c_prev(BK * D, st), h(static_cast<std::size_t>(B) * s.plan.kp, st),
-      partial(s.dense ? BK * dense_blocks_per_batch(s) * D : (BN / s.run_rows + BK + 1) * D, st);
-  DeviceBuffer<std::int32_t> partial_counts(s.dense ? BK * dense_blocks_per_batch(s) : 0, st);
-  DeviceBuffer<unsigned char> ct(ct_bytes, st);
-  DeviceBuffer<std::int32_t> keys(BN, st), sorted_keys(BN, st), iota(BN, st), perm(BN, st), offsets(BK + 1, st);
-  DeviceBuffer<double> sums(BK * D, st), shift_k(BK, st), objective_k(BK, st), sum_xx(B, st), inertia(B, st);
-  DeviceBuffer<std::int64_t> counts(BK, st);
-  DeviceBuffer<int> changed(B, st), n_iter(B, st), counters(3, st);
-  DeviceBuffer<std::uint8_t> done(B, st);
-  DeviceBuffer<double> history(opt.on_iteration ? static_cast<std::size_t>(B) * opt.max_iter * 3 : 0, st);
-  DeviceBuffer<float> own_dist(out.distances ? 0 : BN, st);
-  float* dist = out.distances ? out.distances : own_dist.get();
-
-  s.c_prev = c_prev.get(), s.ct = ct.get(), s.h = h.get();
-  s.sorted_keys = sorted_keys.get(), s.perm = perm.get(), s.offsets = offsets.get(), s.partial = partial.get();
-  s.sums = sums.get(), s.counts = counts.get(), s.shift_k = shift_k.get(), s.objective_k = objective_k.get();
-  s.sum_xx = sum_xx.get(), s.changed = changed.get(), s.done = done.get(), s.n_iter = n_iter.get();
-  s.history = history.get(), s.iteration = counters.get(), s.finished = counters.get() + 1;
-  s.labels = out.labels, s.dist = dist, s.partial_counts = partial_counts.get();
-
-  FK_CUDA(cudaMemsetAsync(changed.get(), 0, sizeof(int) * B, st));
-  FK_CUDA(cudaMemsetAsync(n_iter.get(), 0, sizeof(int) * B, st));
-  FK_CUDA(cudaMemsetAsync(done.get(), 0, B, st));
-  FK_CUDA(cudaMemsetAsync(counters.get(), 0, sizeof(int) * 3, st));  // iteration, finished, ticket
-  iota_kernel<<<static_cast<unsigned>((BN + 255) / 256), 256, 0, st>>>(iota.get(), BN);
-  FK_CUDA_LAUNCHED();
-  if (opt.metric == Metric::euclidean) batch_sums(pts.xx.get(), B, N, sum_xx.get(), st);
+  const bool sort = !s.scan && !s.dense;  // sort-inverse: the only path that sorts (keys and buffers)
 
   const int bits = key_bits(BK);
   std::size_t sort_bytes = 0;
-  FK_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys.get(), sorted_keys.get(), iota.get(), perm.get(),
-                                          static_cast<int>(BN), 0, bits, st));
-  DeviceBuffer<unsigned char> sort_tmp(std::max<std::size_t>(sort_bytes, 1), st);
+  if (sort) {
+    std::int32_t* none = nullptr;
+    FK_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, none, none, none, none, static_cast<int>(BN), 0, bits, st));
+  }
+  // The work buffers, carved out of one pool allocation. The per-batch state that starts at zero
+  // (and the summary the host reads back at the end) is one span: one memset, one copy back.
+  const std::size_t ct_bytes = static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2);
+  const std::int64_t sort_n = sort ? BN : 0, partial_n = s.dense ? BK * dense_blocks_per_batch(s) * D
+                                                        : sort   ? (BN / s.run_rows + BK + 1) * D
+                                                                 : 0;
+  const std::size_t state_bytes = 8 * B + 4 * B + 4 * B + 8 + 4 * (B + 1) + B;  // see below
+  Arena arena(st);
+  const std::size_t at_c_prev = arena.add<float>(BK * D), at_h = arena.add<float>(B * s.plan.kp),
+                    at_partial = arena.add<float>(partial_n),
+                    at_partial_counts = arena.add<std::int32_t>(s.dense ? BK * dense_blocks_per_batch(s) : 0),
+                    at_ct = arena.add<unsigned char>(ct_bytes), at_keys = arena.add<std::int32_t>(sort_n),
+                    at_sorted_keys = arena.add<std::int32_t>(sort_n), at_iota = arena.add<std::int32_t>(sort_n),
+                    at_perm = arena.add<std::int32_t>(sort_n), at_offsets = arena.add<std::int32_t>(sort ? BK + 1 : 0),
+                    at_sort_tmp = arena.add<unsigned char>(sort ? std::max<std::size_t>(sort_bytes, 1) : 0),
+                    at_sums = arena.add<double>(BK * D), at_shift_k = arena.add<double>(BK),
+                    at_objective_k = arena.add<double>(BK), at_sum_xx = arena.add<double>(B),
+                    at_counts = arena.add<std::int64_t>(BK),
+                    at_history = arena.add<double>(opt.on_iteration ? B * opt.max_iter * 3 : 0),
+                    at_dist = arena.add<float>(out.distances ? 0 : BN), at_state = arena.add<unsigned char>(state_bytes);
+  arena.allocate();
+  // state: inertia (B double), n_iter (B int), changed (B int), iteration and finished (int),
+  // tickets (B + 1 unsigned), done (B bytes)
+  unsigned char* state = arena.get<unsigned char>(at_state);
+  double* inertia = reinterpret_cast<double*>(state);
+  int* n_iter = reinterpret_cast<int*>(inertia + B);
+  int* changed = n_iter + B;
+  int* counters = changed + B;
+  unsigned* tickets = reinterpret_cast<unsigned*>(counters + 2);
+  std::uint8_t* done = reinterpret_cast<std::uint8_t*>(tickets + B + 1);
+  float* dist = out.distances ? out.distances : arena.get<float>(at_dist);
+  std::int32_t* keys = arena.get<std::int32_t>(at_keys);
+  std::int32_t* sorted_keys = arena.get<std::int32_t>(at_sorted_keys);
+  std::int32_t* iota = arena.get<std::int32_t>(at_iota);
+  std::int32_t* perm = arena.get<std::int32_t>(at_perm);
+  unsigned char* sort_tmp = arena.get<unsigned char>(at_sort_tmp);
+  double* history = arena.get<double>(at_history);
+
+  s.c_prev = arena.get<float>(at_c_prev), s.ct = arena.get<unsigned char>(at_ct), s.h = arena.get<float>(at_h);
+  s.sorted_keys = sorted_keys, s.perm = perm, s.offsets = arena.get<std::int32_t>(at_offsets);
+  s.partial = arena.get<float>(at_partial), s.partial_counts = arena.get<std::int32_t>(at_partial_counts);
+  s.sums = arena.get<double>(at_sums), s.counts = arena.get<std::int64_t>(at_counts);
+  s.shift_k = arena.get<double>(at_shift_k), s.objective_k = arena.get<double>(at_objective_k);
+  s.sum_xx = arena.get<double>(at_sum_xx), s.changed = changed, s.done = done, s.n_iter = n_iter;
+  s.history = history, s.iteration = counters, s.finished = counters + 1, s.tickets = tickets;
+  s.labels = out.labels, s.dist = dist;
+
+  FK_CUDA(cudaMemsetAsync(state, 0, state_bytes, st));
+  if (sort) {
+    iota_kernel<<<static_cast<unsigned>((BN + 255) / 256), 256, 0, st>>>(iota, BN);
+    FK_CUDA_LAUNCHED();
+  }
+  if (opt.metric == Metric::euclidean) batch_sums(pts.xx.get(), B, N, arena.get<double>(at_sum_xx), st);
 
   // The caller's buffers are first written here, after every allocation: running out of device
   // memory (or a bad given centroid) above leaves them untouched.
   s.c = out.centroids;
-  initial_centroids(x, pts.update, opt, s.c, scratch.get(), st);
+  initial_centroids(x, pts.update, opt, s.c, st);
   FK_CUDA(cudaMemsetAsync(out.labels, 0xff, sizeof(std::int32_t) * BN, st));  // -1: no label yet
   prepare_centroids(s, st);
 
   AssignArgs a;
   a.x = pts.assign.data, a.x_batch_stride = pts.assign.batch_stride, a.x_row_stride = pts.assign.row_stride;
-  a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = ct.get(), a.h = h.get(), a.metric = opt.metric;
-  a.labels = out.labels, a.keys = keys.get(), a.dist = dist, a.xx = pts.xx.get(), a.changed = changed.get();
-  a.skip = done.get();
-  if (s.dense) a.keys = nullptr;  // the dense update reads labels, not sort keys
+  a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = s.ct, a.h = s.h, a.metric = opt.metric;
+  a.labels = out.labels, a.keys = keys, a.dist = dist, a.xx = pts.xx.get(), a.changed = changed;
+  a.skip = done;
+  if (!sort) a.keys = nullptr;  // the dense and scan updates read labels, not sort keys
   const bool relocate = opt.empty_clusters == EmptyClusters::relocate;
   if (!relocate) a.dist = nullptr;  // only the relocation reads the distances of an iteration
 
@@ -373,12 +447,16 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   auto body = [&](const StageMark& mark) {
     launch_assign(s.plan, a, st);
     mark("assign");
+    if (s.scan) {
+      scan_update(s, pts.update, relocate, st, mark);  // sums, relocation, finalize, bookkeeping
+      return;
+    }
     if (s.dense) {
       dense_sums(s, pts.update, st, mark);
     } else {
       std::size_t bytes = sort_bytes;
-      FK_CUDA(cub::DeviceRadixSort::SortPairs(sort_tmp.get(), bytes, keys.get(), sorted_keys.get(), iota.get(),
-                                              perm.get(), static_cast<int>(BN), 0, bits, st));
+      FK_CUDA(cub::DeviceRadixSort::SortPairs(sort_tmp, bytes, keys, sorted_keys, iota, perm, static_cast<int>(BN), 0,
+                                              bits, st));
       mark("sort");
       cluster_sums(s, pts.update, st, mark);
     }
@@ -393,12 +471,15 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
     }
     prof->report(st);
   } else {
+    const StageMark none = [](const char*) {};
+    const bool graph = use_graph(s, opt.max_iter);
     Graph iteration;
-    iteration.capture(st, [&] { body([](const char*) {}); });
+    if (graph) iteration.capture(st, [&] { body(none); });
     int finished = 0;
     for (int launched = 0; launched < opt.max_iter;) {
       const int chunk = opt.tol > 0 ? std::min(kCheckEvery, opt.max_iter - launched) : opt.max_iter - launched;
-      for (int i = 0; i < chunk; ++i) iteration.launch(st);
+      for (int i = 0; i < chunk; ++i)
+        if (graph) iteration.launch(st); else body(none);
       launched += chunk;
       if (launched < opt.max_iter) {
         FK_CUDA(cudaMemcpyAsync(&finished, s.finished, sizeof(int), cudaMemcpyDeviceToHost, st));
@@ -412,20 +493,22 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
     AssignArgs last = a;
     last.keys = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
     launch_assign(s.plan, last, st);
-  } else {
+  } else if (opt.tol > 0) {  // with tol <= 0 no batch converges: nothing to restore
     restore_converged(s, st);
   }
   // The distances reported come from the differences in float32, not from the expanded form the
   // assignment ranks with (which loses digits far from the origin and in tf32).
   label_distances(s, pts.update, dist, st);
-  batch_sums(dist, B, N, inertia.get(), st);
+  batch_sums(dist, B, N, inertia, st);
 
+  const std::vector<unsigned char> summary = download(state, state_bytes, st);
   FitSummary r;
-  r.n_iter = download(n_iter.get(), B, st);
-  r.inertia = download(inertia.get(), B, st);
-  r.converged = download(done.get(), B, st);
+  r.inertia.resize(B), r.n_iter.resize(B), r.converged.resize(B);
+  std::memcpy(r.inertia.data(), summary.data(), sizeof(double) * B);
+  std::memcpy(r.n_iter.data(), summary.data() + (reinterpret_cast<unsigned char*>(n_iter) - state), sizeof(int) * B);
+  std::memcpy(r.converged.data(), summary.data() + (done - state), B);
   if (opt.on_iteration) {
-    const auto hist = download(history.get(), history.size(), st);
+    const auto hist = download(history, static_cast<std::size_t>(B) * opt.max_iter * 3, st);
     for (std::int64_t b = 0; b < B; ++b)
       for (int it = 0; it < r.n_iter[b]; ++it) {
         const double* e = hist.data() + (b * opt.max_iter + it) * 3;
@@ -442,9 +525,11 @@ void predict_on_device(const TensorView& x, const TensorView& centroids, const P
   const cudaStream_t st = scope.get();
   const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = centroids.rows;
   check_sizes(x, K);
-  DeviceBuffer<int> scratch(2, st);
-  check_rows(x, "x", opt.metric, scratch.get(), st);
-  if (centroids.device.type == DeviceType::cuda) check_rows(centroids, "centroids", opt.metric, scratch.get(), st);
+  {
+    DeviceBuffer<unsigned> scratch(4, st);
+    check_rows(x, centroids, centroids.device.type == DeviceType::cuda ? "centroids" : nullptr, opt.metric,
+               scratch.get(), st);
+  }
   Points pts(st);
   prepare_points(x, opt.metric, pts, st);
 

@@ -1,7 +1,8 @@
 // The centroid update on the device, without float atomics and in a fixed order (deterministic):
 // sort-inverse (point ids sorted by cluster), per-warp partial sums over fixed runs of the sorted
 // order, an ordered combine per cluster, then the division. Also the per-iteration bookkeeping
-// that keeps the whole loop on the device.
+// that keeps the whole loop on the device. Small problems (scan path) do all of the update in one
+// kernel: each cluster's block finds its members in the labels.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,8 @@ struct LoopState {
   int dense_rows = 0;                   ///< points per block
   int dense_groups = 1;                 ///< thread groups per block, each with its own copy of the sums
   std::int32_t* partial_counts = nullptr;  ///< dense: (blocks, K)
+  // scan path (small B * N * K): one fused kernel per iteration after the assignment (scan_update)
+  bool scan = false;
   double* sums = nullptr;                     ///< (B, K, D)
   std::int64_t* counts = nullptr;             ///< (B, K)
   double* shift_k = nullptr;                  ///< (B, K) ||c_new - c_old||^2
@@ -65,6 +68,7 @@ struct LoopState {
   double* history = nullptr;       ///< (B, max_iter, 3): shift, objective, changed
   int* iteration = nullptr;        ///< iterations run so far (all batches)
   int* finished = nullptr;         ///< 1 once every batch is done or max_iter is reached
+  unsigned* tickets = nullptr;     ///< (B + 1) zero between iterations: last-block counters per batch, then over batches
   // assignment outputs used by the update
   const std::int32_t* labels = nullptr;  ///< (B, N)
   const float* dist = nullptr;           ///< (B, N)
@@ -74,6 +78,13 @@ struct LoopState {
 void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes);
 /// Blocks per batch of the dense path (partial has this many (K, D) slices per batch).
 std::int64_t dense_blocks_per_batch(const LoopState& s);
+/// Whether the scan path fits this shape (small B * N * K, D <= 2048): then the update after each
+/// assignment is one kernel, scan_update, in place of the dense or sort path, relocation, finalize.
+bool plan_scan(const LoopState& s);
+/// The scan path's update: per cluster, its members found in the labels and added in a fixed
+/// order, the new centroid; per batch, the relocation of empty clusters (when asked) and the
+/// bookkeeping.
+void scan_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark);
 /// Sorted positions per warp on the sort path, for this many points.
 int plan_run_rows(std::int64_t total, int multiprocessors);
 
@@ -93,7 +104,8 @@ void relocate_empty(const LoopState& s, const PointsView& x, cudaStream_t stream
 /// Once per fit, before any launch (and outside graph capture).
 void prepare_update(const LoopState& s);
 
-/// New centroids, shifts and objective terms; then the per-batch convergence bookkeeping.
+/// New centroids, shifts and objective terms; then the per-batch convergence bookkeeping (one
+/// launch: the last block of each batch does it).
 void finish_iteration(const LoopState& s, cudaStream_t stream, const StageMark& mark);
 
 /// dist[i] = distance of point i to c[labels[i]] (the seed's convention at the end of a fit).
