@@ -40,7 +40,7 @@ int threads_for_work(int requested, int n_threads, std::int64_t n, std::int64_t 
 // inequality, so dot always runs Lloyd.
 Algorithm resolve_algorithm(Algorithm a, Metric m, std::int64_t n, std::int64_t k) {
   if (a != Algorithm::automatic) return a;
-  const double bound_bytes = 4.0 * static_cast<double>(n) * static_cast<double>(k);
+  const double bound_bytes = 2.0 * static_cast<double>(n) * static_cast<double>(k);  // float16 bounds
   if (m != Metric::dot && k >= 64 && bound_bytes <= 2.0 * (1ull << 30)) return Algorithm::elkan;
   return Algorithm::lloyd;
 }
