@@ -51,7 +51,7 @@ void SortedSums::accumulate(const detail::BatchRows& x, const std::int32_t* labe
 }
 
 std::int64_t ChunkSums::chunk_rows(std::int64_t n, std::int64_t k, std::int64_t d) {
-  constexpr std::int64_t kMinRows = 640, kMaxChunks = 128, kRowsPerSum = 16, kEvenChunks = 8;
+  constexpr std::int64_t kMinRows = 384, kMaxChunks = 128, kRowsPerSum = 16, kEvenChunks = 8;
   const std::int64_t rows = std::max({kMinRows, (n + kMaxChunks - 1) / kMaxChunks, k * d / kRowsPerSum});
   // From 8 chunks on, a multiple of 8 chunks of equal length: 2, 4 or 8 threads then take equal
   // shares (a short last chunk left a thread idle for most of a chunk's time at the pass's end).
