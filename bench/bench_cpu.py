@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """CPU benchmark: flashkmeans (through the C++ runner build/bench/fk_run) beside scikit-learn (Lloyd) and
 faiss-cpu, in one run, on the same data, the same initial centroids and the same fixed iterations (tol = 0);
-the peers are set up as ../shared/bench/peers_cpu.py does. Times are medians of --runs rounds, each round one
-timed fit of every method in turn (a slow spell of a shared machine falls on all of them), each right after
-its own warm-up (two fits, and fits for 0.2 s at least);
+the peers are set up as ../shared/bench/peers_cpu.py does. Times are medians of --runs rounds, each round
+timing every method in turn (a slow spell of a shared machine falls on all of them), each right after its
+own warm-up (two fits, and fits for 0.2 s at least): one fit a round, or for fits of a few milliseconds the
+median of ~0.1 s of fits;
 correctness is computed afterwards in numpy/float64, outside the timings. Prints JSON lines as it
 goes, then a Markdown table.
 
@@ -152,21 +153,31 @@ with tempfile.TemporaryDirectory(prefix="bench_cpu_") as tmp:
         # falls on every method alike; every method warms up right before its timed fit.
         times = {m: [] for m in fk_methods + ["sklearn_lloyd", "faiss_cpu"]}
         km = fkm = fk_last = None
+        # Fits of a few milliseconds are timed several to a round (the round's median), so that one
+        # hiccup of the machine does not make a round: about 0.1 s of fits at 50 GFLOP/s.
+        reps = max(1, min(20, int(0.1 / (2.0 * n * k * d * it / 50e9))))
+
+        def timed_median(fn):
+            ts, out = [], None
+            for _ in range(reps):
+                t = time.perf_counter()
+                out = fn()
+                ts.append(1e3 * (time.perf_counter() - t))
+            return statistics.median(ts), out
+
         for rnd in range(args.runs):
             last = rnd == args.runs - 1
-            fk_last = run_fk(f"{tmp}/x", f"{tmp}/c0", n, d, k, it, 1, algos, f"{tmp}/labels" if last else None)
+            fk_last = run_fk(f"{tmp}/x", f"{tmp}/c0", n, d, k, it, reps, algos, f"{tmp}/labels" if last else None)
             for r in fk_last:
                 times[r["method"]].append(r["ms"])
             if sklearn:
                 warm(fit_sklearn)
-                t = time.perf_counter()
-                km = fit_sklearn()
-                times["sklearn_lloyd"].append(1e3 * (time.perf_counter() - t))
+                ms, km = timed_median(fit_sklearn)
+                times["sklearn_lloyd"].append(ms)
             if faiss:
                 warm(fit_faiss)
-                t = time.perf_counter()
-                fkm = fit_faiss()
-                times["faiss_cpu"].append(1e3 * (time.perf_counter() - t))
+                ms, fkm = timed_median(fit_faiss)
+                times["faiss_cpu"].append(ms)
         for r in fk_last:
             prefix = f"{tmp}/labels.{r['method'].split('_', 1)[1]}"
             labels = np.fromfile(prefix, dtype=np.int32)
