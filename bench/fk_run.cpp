@@ -64,9 +64,11 @@ int main(int argc, char** argv) {
       ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
     std::sort(ms.begin(), ms.end());
+    const std::size_t h = ms.size() / 2;  // the median as Python's statistics.median takes it
+    const double median = ms.size() % 2 ? ms[h] : (ms[h - 1] + ms[h]) / 2;
     std::printf("{\"method\": \"flashkmeans_%s\", \"isa\": \"%s\", \"ms\": %.3f, \"n_iter\": %d, \"inertia\": %.9g, "
                 "\"labels_file\": null}\n",
-                name.c_str(), flashkmeans::cpu_isa(), ms[ms.size() / 2], r.n_iter[0], r.inertia[0]);
+                name.c_str(), flashkmeans::cpu_isa(), median, r.n_iter[0], r.inertia[0]);
     if (const char* out = std::getenv("FK_RUN_LABELS")) {
       FILE* f = std::fopen((std::string(out) + "." + name).c_str(), "wb");
       if (f) {

@@ -213,10 +213,11 @@ TEST_P(Kernels, ArgminRowsFew) {
 // With sums: every row is added to its label's sums and counted; nothing else is touched.
 TEST_P(Kernels, ArgminRowsFewAccumulates) {
   std::mt19937 g(96);
-  // n past 96 rows: the rows reach the sums in several groups; k = 70 takes the ungrouped path.
+  // n past 96 rows: the rows reach the sums in several groups; k up to 64 sums them grouped by
+  // label, k = 70 row by row.
   for (std::int64_t n : {1, 5, 17, 40, 97, 301})
     for (std::int64_t d : {64, 67, 130})
-      for (std::int64_t k : {1, 3, 10, 16, 70}) {
+      for (std::int64_t k : {1, 3, 10, 16, 33, 64, 70}) {
         const std::string what = std::string(GetParam()) + " n=" + std::to_string(n) + " d=" + std::to_string(d) +
                                  " k=" + std::to_string(k);
         const std::int64_t ldx = d + 3;
@@ -346,8 +347,8 @@ TEST_P(Kernels, CandidateDots) {
     }
 }
 
-// Float16 bounds: the largest float16 at or below the value, +inf kept, past the range the largest
-// finite float16; exact round trips for every finite float16.
+// Float16 bounds: the largest float16 at or below the value; past the range (+inf too) the largest
+// finite float16, at or below zero (and NaN) zero; exact round trips for every finite float16.
 TEST(Bound16, RoundsDown) {
   for (std::uint32_t h = 0; h < 0x7c00; ++h) {
     const float v = bound16_value(static_cast<Bound16>(h));
@@ -360,7 +361,10 @@ TEST(Bound16, RoundsDown) {
   EXPECT_EQ(bound16_value(0x7bff), 65504.f);
   EXPECT_EQ(bound16_down(65504.f * 1.5f), 0x7bff);
   EXPECT_EQ(bound16_down(std::numeric_limits<float>::max()), 0x7bff);
-  EXPECT_EQ(bound16_down(std::numeric_limits<float>::infinity()), kBound16Inf);
+  EXPECT_EQ(bound16_down(std::numeric_limits<float>::infinity()), 0x7bff);  // a finite bound, never the marker
+  EXPECT_EQ(bound16_down(-0.f), 0);
+  EXPECT_EQ(bound16_down(-3.f), 0);
+  EXPECT_EQ(bound16_down(std::numeric_limits<float>::quiet_NaN()), 0);
   EXPECT_EQ(bound16_value(kBound16Inf), std::numeric_limits<float>::infinity());
   EXPECT_EQ(bound16_down(0x1.0p-30f), 0);
   EXPECT_EQ(bound16_down(0.f), 0);
@@ -489,7 +493,7 @@ TEST_P(Kernels, AddRow) {
 // Rows added in order to their label's sums (so exactly the sums of a scalar loop), counts too.
 TEST_P(Kernels, AddRows) {
   std::mt19937 g(98);
-  // Few labels (grouped by label) and many (row by row); blocks past the grouped size.
+  // Few labels and many; blocks of 96 rows and more.
   for (std::int64_t d : {1, 7, 8, 17, 64, 67, 200})
     for (std::int64_t m : {0, 1, 5, 96, 200})
       for (std::int64_t k : {5, 64, 65}) {

@@ -15,13 +15,15 @@ using Bound16 = std::uint16_t;
 
 inline constexpr Bound16 kBound16Inf = 0x7c00;  ///< +inf: no bound (never a candidate)
 
-/// The largest float16 at or below v, for v >= 0 or +inf (bounds are never negative).
+/// The largest float16 at or below v. Never more than v, and never +inf: past float16's range
+/// (+inf included) its largest finite value; at or below zero, and NaN, zero (no pruning). Only
+/// the own-centroid marker kBound16Inf is +inf, written as such.
 inline Bound16 bound16_down(float v) {
+  if (!(v > 0.f)) return 0;
+  if (v >= 65504.f) return 0x7bff;
   std::uint32_t b;
   std::memcpy(&b, &v, sizeof b);
-  if (b >= 0x7f800000u) return kBound16Inf;  // +inf (a NaN never reaches here)
   const int e = static_cast<int>(b >> 23) - 127;
-  if (e >= 16) return 0x7bff;  // past float16's range: its largest finite value
   if (e >= -14) return static_cast<Bound16>((e + 15) << 10 | (b & 0x7fffffu) >> 13);  // truncated mantissa
   if (e >= -24) return static_cast<Bound16>(((b & 0x7fffffu) | 0x800000u) >> -(e + 1));  // subnormal
   return 0;

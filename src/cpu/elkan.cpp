@@ -114,7 +114,8 @@ class ElkanAssigner final : public detail::Assigner {
     float m = 0;
     for (float v : sq_norms) m = std::max(m, v);
     const double diameter = 2 * std::sqrt(static_cast<double>(m));
-    return diameter > 0 ? static_cast<float>(std::exp2(std::ceil(std::log2(diameter)) - 10)) : 1.f;
+    return diameter > 0 && std::isfinite(diameter) ? static_cast<float>(std::exp2(std::ceil(std::log2(diameter)) - 10))
+                                                   : 1.f;
   }
 
   static float lo_bound(float sq, float slack) { return std::sqrt(std::max(sq - slack, 0.f)); }

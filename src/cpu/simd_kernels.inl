@@ -63,6 +63,9 @@ inline vf load_bounds(const Bound16* p) {
 #endif
 }
 inline void store_bounds_down(Bound16* p, vf v) {
+  v = v > vf{} ? v : vf{};  // (NaN too: zero is always a lower bound)
+  const vf top = vf{} + 65504.f;
+  v = v < top ? v : top;  // never +inf (bound16_down's rule)
 #if defined(__AVX512F__) && FK_LANES == 16
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
                       _mm512_maskz_cvtps_ph(0xffff, reinterpret_cast<__m512>(v),

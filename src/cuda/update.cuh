@@ -78,7 +78,7 @@ struct LoopState {
 void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes);
 /// Blocks per batch of the dense path (partial has this many (K, D) slices per batch).
 std::int64_t dense_blocks_per_batch(const LoopState& s);
-/// Whether the scan path fits this shape (small B * N * K, D <= 2048): then the update after each
+/// Whether the scan path fits this shape (small B * N * K, D <= 1024): then the update after each
 /// assignment is one kernel, scan_update, in place of the dense or sort path, relocation, finalize.
 bool plan_scan(const LoopState& s);
 /// The scan path's update: per cluster, its members found in the labels and added in a fixed
