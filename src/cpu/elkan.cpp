@@ -61,6 +61,10 @@ class ElkanAssigner final : public detail::Assigner {
     const SimdKernels& s = simd();
     const std::int64_t n = x_.n;
     panels_.build(s, c, k_, x_.d, Metric::euclidean);
+    if (!refresh_) update_drifts(c);  // from c_, the previous pass's centroids
+    // This pass's centroids, kept for the next pass's drifts, in 64-byte-aligned rows: a scattered
+    // candidate row of 512 bytes then spans 8 cache lines, not 9.
+    c_.assign(c, c + k_ * x_.d);
     Pass pass;
     if (refresh_) {
       pass = full_rows(s, 0, n, out.labels);
@@ -68,15 +72,11 @@ class ElkanAssigner final : public detail::Assigner {
     } else {
       // Bounds first on a leading sample of the points; when they prune too little there, the
       // points are cheaper in GEMM tiles (which also leaves them with the tightest bounds).
-      update_drifts(c);
       const std::int64_t sample = std::min(n, std::max<std::int64_t>(kSampleMin, n / kSampleFraction));
       sample_labels_.assign(out.labels, out.labels + sample);
-      // The centroids copied to 64-byte-aligned rows: a scattered candidate row of 512 bytes then
-      // spans 8 cache lines, not 9.
-      aligned_c_.assign(c, c + k_ * x_.d);
-      pass = bounded_rows(s, aligned_c_.data(), 0, sample, out.labels);
+      pass = bounded_rows(s, c_.data(), 0, sample, out.labels);
       if (pass.share(sample, k_) <= refresh_share_) {
-        pass += bounded_rows(s, aligned_c_.data(), sample, n, out.labels);
+        pass += bounded_rows(s, c_.data(), sample, n, out.labels);
         refresh_ = pass.share(n, k_) > refresh_share_;
       } else {
         // Every row in GEMM tiles, the sample too (from its labels before the try), so that all
@@ -89,7 +89,6 @@ class ElkanAssigner final : public detail::Assigner {
       }
     }
     evaluations_ += pass.evaluations;
-    prev_.assign(c, c + k_ * x_.d);
     if (out.dist) label_distances(x_, norms_, c, panels_.norms, out.labels, cfg_.metric, out.dist, cfg_.n_threads);
     if (out.sums) sums_.update(x_, out.labels, k_, out.sums, out.counts, cfg_.n_threads);
     return pass.changed;
@@ -163,7 +162,7 @@ class ElkanAssigner final : public detail::Assigner {
     for (std::int64_t j = 0; j < k_; ++j) {
       double m = 0;
       for (std::int64_t q = 0; q < d; ++q) {
-        const double diff = static_cast<double>(c[j * d + q]) - prev_[j * d + q];
+        const double diff = static_cast<double>(c[j * d + q]) - c_[j * d + q];
         m += diff * diff;
       }
       // Rounded up: a bound lowered by slightly too much is still a bound.
@@ -223,9 +222,9 @@ class ElkanAssigner final : public detail::Assigner {
   float unit_;                        ///< the bounds' float16 unit (a power of two)
   std::unique_ptr<Bound16[]> lower_;  // (N, K) offset lower bounds, float16 rounded down
   std::vector<double> total_drift_;
-  std::vector<float> total_drift_f_, prev_;
+  std::vector<float> total_drift_f_;
   std::vector<std::int32_t> sample_labels_;
-  AlignedVector<float> aligned_c_;
+  AlignedVector<float> c_;  ///< the last pass's centroids (K, D)
   CentroidPanels panels_;
   IncrementalSums sums_;
   bool refresh_ = true;
