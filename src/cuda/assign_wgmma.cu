@@ -39,6 +39,9 @@ constexpr int kMaxStages = 4;
 constexpr int kSmemLimit = 227 * 1024;
 constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
 constexpr int kAlignSlack = 1024;                   // the tiles start at a 1024-byte boundary
+// The mma.sync kernel is faster up to these K: 16-bit products (the two kernels even at K = 384,
+// this one 10% faster at 512) and tf32 products (this one 9% slower at 512, 4% faster at 768).
+constexpr std::int64_t kHopperMinK16 = 384, kHopperMinK32 = 640;
 
 struct Shape {
   int kp = 0;
@@ -384,13 +387,16 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   if (p.kind == MmaKind::tf32x3) return false;  // three products per step: the mma.sync path
   const char* env = std::getenv("FLASHKMEANS_ASSIGN");
   if (env && std::strcmp(env, "mma") == 0) return false;
+  const bool forced = env && std::strcmp(env, "wgmma") == 0;
   if (!hopper_device(device)) return false;
   // D from 65 to 128 (smaller D would pay for 128 columns; the mma.sync kernel takes it).
   const int es = element_size(p.kind), rb = row_bytes(p.kind);
   if (d <= 64 || d > 128) return false;
-  // One centroid tile per point tile leaves the pipeline no depth: at K = 100 (32 x 16K fp16)
-  // the mma.sync kernel took 363 us per iteration and this one 443 (H100, docs/benchmarks.md).
-  if (k <= 128) return false;
+  // A few centroid tiles per point tile leave the pipeline little depth: below these K the
+  // mma.sync kernel is faster, at any N (H100, docs/perf-notes.md: 50,000 to 400,000 points at
+  // K = 256, 100,000 at K = 384 to 1,000, 20,000 to 500,000 at K = 1,000).
+  if (k <= (p.kind == MmaKind::tf32 ? kHopperMinK32 : kHopperMinK16) && !forced) return false;
+  if (k <= 128) return false;  // one centroid tile per point tile: not even when forced
   int bn = 128, slices = 0, buffers = 0, stages = 0;
   // Preference (measured on an H100, docs/perf-notes.md): a second point buffer first (without
   // it every point tile waits for its load: -15% for tf32), then more points per tile (fewer

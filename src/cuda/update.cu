@@ -255,15 +255,16 @@ __global__ void combine_kernel(LoopState s) {
 
 // Empty clusters take the points farthest from their centroids, farthest first (ties: lower
 // index), in cluster order; each such point leaves its cluster's sums (scikit-learn's rule).
-// Clusters emptied by a move are not refilled. One block per batch.
-constexpr int kRelocateThreads = 1024;
-__global__ void relocate_kernel(LoopState s, PointsView x) {
-  const std::int64_t b = blockIdx.x, K = s.k, N = s.n;
-  if (s.done[b]) return;
+// Clusters emptied by a move are not refilled. Run by one block for batch b; on_move(j, from) is
+// called by every thread after the point has moved from cluster `from` to the empty cluster j.
+// Reads go through __ldcg: on the scan path other blocks of the same kernel wrote the sums.
+template <class OnMove>
+__device__ void relocate_empty_clusters(const LoopState& s, const PointsView& x, std::int64_t b, OnMove on_move) {
+  const std::int64_t K = s.k, N = s.n, D = s.d;
   std::int64_t* counts = s.counts + b * K;
   bool any = false;
   for (std::int64_t j = threadIdx.x; j < K; j += blockDim.x)
-    if (counts[j] == 0) counts[j] = -1, any = true;  // -1: empty before any move
+    if (__ldcg(counts + j) == 0) counts[j] = -1, any = true;  // -1: empty before any move
   if (!__syncthreads_or(any)) return;
 
   __shared__ float prev_d, red_d[32];
@@ -272,7 +273,7 @@ __global__ void relocate_kernel(LoopState s, PointsView x) {
   __syncthreads();
   const float* dist = s.dist + b * N;
   for (std::int64_t j = 0; j < K; ++j) {
-    if (counts[j] != -1) continue;  // uniform: every thread reads the same value
+    if (__ldcg(counts + j) != -1) continue;  // uniform: every thread reads the same value
     __syncthreads();
     const float pd = prev_d;
     const long long pi = prev_i;
@@ -299,18 +300,28 @@ __global__ void relocate_kernel(LoopState s, PointsView x) {
     const long long i = prev_i;
     if (i < 0) break;  // fewer points than empty clusters cannot happen (K <= N)
     const std::int64_t from = s.labels[b * N + i];
-    const std::int64_t row = b * x.batch_stride + i * x.row_stride;
+    const std::int64_t row_at = b * x.batch_stride + i * x.row_stride;
     const float scale = x.row_scale ? x.row_scale[b * N + i] : 1.f;
-    for (std::int64_t q = threadIdx.x; q < s.d; q += blockDim.x) {
-      const double v = load_as_float(x.data, row + q, x.dtype) * scale;
-      s.sums[(b * K + from) * s.d + q] -= v;
-      s.sums[(b * K + j) * s.d + q] = v;
+    for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
+      const double v = load_as_float(x.data, row_at + q, x.dtype) * scale;
+      s.sums[(b * K + from) * D + q] = __ldcg(s.sums + (b * K + from) * D + q) - v;
+      s.sums[(b * K + j) * D + q] = v;
     }
-    if (threadIdx.x == 0) counts[from] -= 1, counts[j] = 1;
+    if (threadIdx.x == 0) counts[from] = __ldcg(counts + from) - 1, counts[j] = 1;
     __syncthreads();
+    on_move(j, from);
   }
   for (std::int64_t j = threadIdx.x; j < K; j += blockDim.x)
-    if (counts[j] == -1) counts[j] = 0;
+    if (__ldcg(counts + j) == -1) counts[j] = 0;
+  __syncthreads();
+}
+
+// The sort and dense paths' relocation: one block per batch, after the sums are complete.
+constexpr int kRelocateThreads = 1024;
+__global__ void relocate_kernel(LoopState s, PointsView x) {
+  const std::int64_t b = blockIdx.x;
+  if (s.done[b]) return;
+  relocate_empty_clusters(s, x, b, [](std::int64_t, std::int64_t) {});
 }
 
 // Four float64 values reduced together (one pass over the block instead of four).
@@ -470,20 +481,14 @@ __global__ void finalize_kernel(LoopState s, DType ct_type) {
   finish_batch(s);
 }
 
-// scikit-learn's relocation of batch b's empty clusters (relocate_kernel's rule), by the batch's
+// The relocation of batch b's empty clusters (relocate_empty_clusters), by the batch's
 // last block of the fused update: the clusters were finalised already, so each cluster a move
 // touches is finalised again from its new sums (its old centroid is in c_prev). sums_row, old_row,
 // row: D values of shared memory each.
 template <class Red>
 __device__ void relocate_batch(const LoopState& s, const PointsView& x, std::int64_t b, DType ct_type, double* sums_row,
                                float* old_row, float* row, const Red& red) {
-  const std::int64_t K = s.k, N = s.n, D = s.d;
-  std::int64_t* counts = s.counts + b * K;
-  bool any = false;
-  for (std::int64_t j = threadIdx.x; j < K; j += blockDim.x)
-    if (__ldcg(counts + j) == 0) counts[j] = -1, any = true;  // -1: empty before any move
-  if (!__syncthreads_or(any)) return;
-
+  const std::int64_t K = s.k, D = s.d;
   auto refinalize = [&](std::int64_t j) {
     const std::int64_t g = b * K + j;
     for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
@@ -496,54 +501,10 @@ __device__ void relocate_batch(const LoopState& s, const PointsView& x, std::int
     __syncthreads();
   };
 
-  __shared__ float prev_d, red_d[32];
-  __shared__ long long prev_i, red_i[32];
-  if (threadIdx.x == 0) prev_d = __int_as_float(0x7f800000), prev_i = -1;
-  __syncthreads();
-  const float* dist = s.dist + b * N;
-  for (std::int64_t j = 0; j < K; ++j) {
-    if (__ldcg(counts + j) != -1) continue;  // uniform: every thread reads the same value
-    __syncthreads();
-    const float pd = prev_d;
-    const long long pi = prev_i;
-    float bd = -__int_as_float(0x7f800000);
-    long long bi = -1;
-    for (std::int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      const float di = dist[i];
-      const bool after = di < pd || (di == pd && i > pi);
-      if (after && (bi < 0 || di > bd)) bd = di, bi = i;  // i grows per thread: ties keep the lower
-    }
-    for (int off = 16; off > 0; off >>= 1) {
-      const float od = __shfl_xor_sync(0xffffffffu, bd, off);
-      const long long oi = __shfl_xor_sync(0xffffffffu, bi, off);
-      if (oi >= 0 && (bi < 0 || od > bd || (od == bd && oi < bi))) bd = od, bi = oi;
-    }
-    if (threadIdx.x % 32 == 0) red_d[threadIdx.x / 32] = bd, red_i[threadIdx.x / 32] = bi;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
-        if (red_i[w] >= 0 && (bi < 0 || red_d[w] > bd || (red_d[w] == bd && red_i[w] < bi))) bd = red_d[w], bi = red_i[w];
-      prev_d = bd, prev_i = bi;
-    }
-    __syncthreads();
-    const long long i = prev_i;
-    if (i < 0) break;  // fewer points than empty clusters cannot happen (K <= N)
-    const std::int64_t from = s.labels[b * N + i];
-    const std::int64_t row_at = b * x.batch_stride + i * x.row_stride;
-    const float scale = x.row_scale ? x.row_scale[b * N + i] : 1.f;
-    for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
-      const double v = load_as_float(x.data, row_at + q, x.dtype) * scale;
-      s.sums[(b * K + from) * D + q] = __ldcg(s.sums + (b * K + from) * D + q) - v;
-      s.sums[(b * K + j) * D + q] = v;
-    }
-    if (threadIdx.x == 0) counts[from] = __ldcg(counts + from) - 1, counts[j] = 1;
-    __syncthreads();
+  relocate_empty_clusters(s, x, b, [&](std::int64_t j, std::int64_t from) {
     refinalize(j);
     refinalize(from);
-  }
-  for (std::int64_t j = threadIdx.x; j < K; j += blockDim.x)
-    if (__ldcg(counts + j) == -1) counts[j] = 0;
-  __syncthreads();
+  });
 }
 
 // The fused update for small problems (s.scan): one block per cluster (b, j) finds its members by
