@@ -24,18 +24,29 @@ __device__ __forceinline__ void quad_best(float& s, int& i) {
 }
 
 /// Writes point `at` (b * N + row) of batch b: label i, its sort key and its distance from the
-/// score s = h_i - x.c. Returns whether the label changed.
-__device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t b, std::int64_t at, float s, int i) {
-  const bool moved = a.labels[at] != i;
+/// score s = h_i - x.c. `old` is the point's previous label and xx its ||x||^2 (used for euclidean
+/// distances only), read by the caller ahead of time. Returns whether the label changed.
+__device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t b, std::int64_t at, float s, int i,
+                                                 int old, float xx) {
   a.labels[at] = i;
   if (a.keys) a.keys[at] = static_cast<std::int32_t>(b * a.k + i);
   if (a.dist) {
     float dist = s;  // dot: -x.c
-    if (a.metric == Metric::euclidean) dist = fmaxf(0.f, a.xx[at] + 2.f * s);
+    if (a.metric == Metric::euclidean) dist = fmaxf(0.f, xx + 2.f * s);
     if (a.metric == Metric::cosine) dist = 1.f + s;
     a.dist[at] = dist;
   }
-  return moved;
+  return old != i;
+}
+
+/// ||x||^2 of point `at` where the distance needs it, else 0.
+__device__ __forceinline__ float norm_for_distance(const AssignArgs& a, std::int64_t at) {
+  return a.dist && a.metric == Metric::euclidean ? a.xx[at] : 0.f;
+}
+
+/// The same, reading the previous label and the norm here.
+__device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t b, std::int64_t at, float s, int i) {
+  return write_assignment(a, b, at, s, i, a.labels[at], norm_for_distance(a, at));
 }
 
 }  // namespace flashkmeans::cuda

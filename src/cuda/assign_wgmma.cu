@@ -1,15 +1,20 @@
-// The fused assignment on Hopper: warp-group products (wgmma) read both operands from swizzled
-// shared memory, so a product costs one instruction per 64 x N x k-step instead of a stream of
-// fragment loads and mma.sync; the argmin stays fused (scores never leave registers).
+// The fused assignment on Hopper: warp-group products (wgmma) read their operands from swizzled
+// shared memory (or the points' from registers), so a product costs one instruction per
+// 64 x N x k-step instead of a stream of fragment loads and mma.sync; the argmin stays fused
+// (scores never leave registers).
 //
 // A block is persistent (one per multiprocessor) and walks over tiles of 128 * MT points:
-//   - producer warps copy the point tile (once, double-buffered when it fits, so the next one
-//     loads while this one is used) and stream centroid tiles by TMA through a ring of stages;
-//     copies arrive on shared-memory barriers, consumers release stages through another barrier;
+//   - two producer warps, one lane each, load by TMA: one the point tiles (double-buffered where
+//     they stay in shared memory, so the next one loads while this one is used), the other the
+//     centroid tiles through a ring of stages; copies arrive on shared-memory barriers, consumers
+//     hand buffers back through another barrier;
 //   - two consumer warp groups own MT slices of 64 points each; per centroid tile they start the
 //     accumulators at -h_k, issue the products of every slice, and fold each slice into a running
-//     maximum (score = h_k - x.c, the best centroid maximises -score); the next tile's products
-//     for a slice are issued as soon as it is folded, so the other slice's products overlap.
+//     maximum (score = h_k - x.c, the best centroid maximises -score); the other warp group's
+//     products keep the tensor cores busy meanwhile;
+//   - for tf32 (RS), each consumer thread reads its rows of the point tile into registers once,
+//     the products take them as operand A and the point buffer is handed back at once: only the
+//     centroid tiles are read from shared memory by the products.
 // Points and centroids are K-major with the 128-byte swizzle: a row of dp elements is stored as
 // row_bytes / 128 blocks of 128 bytes, each block a [rows x 128 B] region whose 16-byte chunks
 // are XOR-permuted by the row's low 3 bits (the layout the descriptors name).
@@ -39,9 +44,10 @@ constexpr int kMaxStages = 4;
 constexpr int kSmemLimit = 227 * 1024;
 constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
 constexpr int kAlignSlack = 1024;                   // the tiles start at a 1024-byte boundary
-// The mma.sync kernel is faster up to these K: 16-bit products (the two kernels even at K = 384,
-// this one 10% faster at 512) and tf32 products (this one 9% slower at 512, 4% faster at 768).
-constexpr std::int64_t kHopperMinK16 = 384, kHopperMinK32 = 640;
+// The mma.sync kernel is faster up to these K (H100, docs/perf-notes.md): 16-bit products (the two
+// kernels even at K = 384, this one 10% faster at 512); tf32 products take this kernel from
+// K = 129 on (at K = 256, 50,000 points: 57 against 75 us per iteration).
+constexpr std::int64_t kHopperMinK16 = 384, kHopperMinK32 = 128;
 
 struct Shape {
   int kp = 0;
@@ -60,6 +66,17 @@ __device__ __forceinline__ int swizzled(int rows, int r, int c) {
 
 #if FK_HOPPER
 template <MmaKind KIND, int BN>
+__device__ __forceinline__ void product_rs(float (&d)[BN / 2], const std::uint32_t (&a)[4], std::uint64_t b) {
+  if constexpr (KIND == MmaKind::f16) {
+    if constexpr (BN == 128) hopper::wgmma_rs_f16_n128(d, a, b); else hopper::wgmma_rs_f16_n64(d, a, b);
+  } else if constexpr (KIND == MmaKind::bf16) {
+    if constexpr (BN == 128) hopper::wgmma_rs_bf16_n128(d, a, b); else hopper::wgmma_rs_bf16_n64(d, a, b);
+  } else {
+    if constexpr (BN == 128) hopper::wgmma_rs_tf32_n128(d, a, b); else hopper::wgmma_rs_tf32_n64(d, a, b);
+  }
+}
+
+template <MmaKind KIND, int BN>
 __device__ __forceinline__ void product(float (&d)[BN / 2], std::uint64_t a, std::uint64_t b) {
   if constexpr (KIND == MmaKind::f16) {
     if constexpr (BN == 128) hopper::wgmma_f16_n128(d, a, b); else hopper::wgmma_f16_n64(d, a, b);
@@ -73,13 +90,15 @@ __device__ __forceinline__ void product(float (&d)[BN / 2], std::uint64_t a, std
 
 template <MmaKind KIND, int BN, int MT>
 __global__ void __launch_bounds__(kThreads, 1)
-    assign_wgmma_kernel(AssignArgs a, Shape sh, const __grid_constant__ CUtensorMap centroid_map) {
+    assign_wgmma_kernel(AssignArgs a, Shape sh, const __grid_constant__ CUtensorMap centroid_map,
+                        const __grid_constant__ CUtensorMap point_map) {
 #if FK_HOPPER
   static_assert(MT == 1 || MT == 2, "one or two slices per warp group");
+  // tf32: the points' operand from registers (see the top of the file and plan_wgmma).
+  constexpr bool RS = KIND == MmaKind::tf32;
   constexpr int ES = element_size(KIND);
   constexpr int BM = 128 * MT;
   constexpr int RB = row_bytes(KIND);
-  constexpr int CHUNKS_LOG = RB == 256 ? 4 : 5;  // log2 of 16-byte chunks per row
   constexpr int KSTEPS = RB / 32;                // 32 bytes per k step: 16 elements of 16 bits or 8 of tf32
   constexpr int x_bytes = BM * RB, c_bytes = BN * RB;
   extern __shared__ unsigned char smem_raw[];
@@ -94,7 +113,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) hopper::barrier_init(full + s, 1), hopper::barrier_init(empty + s, 8);
-    for (int s = 0; s < XB; ++s) hopper::barrier_init(x_full + s, 32), hopper::barrier_init(x_empty + s, 8);
+    for (int s = 0; s < XB; ++s) hopper::barrier_init(x_full + s, 1), hopper::barrier_init(x_empty + s, 8);
   }
   __syncthreads();
 
@@ -103,16 +122,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   if (warp >= kConsumerThreads / 32) {
-    // Producers: hand their registers to the consumers. Two warps on independent timelines, so
-    // that a point tile loads while the previous one is still in use and the centroid stream
-    // never waits for it:
-    //   - the first, one lane: the centroid tiles by TMA, one box per 128 bytes of row;
-    //   - the second: the point tiles, every lane copying 16-byte chunks (rows and columns past
-    //     the data zero-filled); the barrier counts the lanes' arrivals.
+    // Producers: hand their registers to the consumers. Two warps on independent timelines, one
+    // lane each, so that a point tile loads while the previous one is still in use and the
+    // centroid stream never waits for it: the first streams the centroid tiles, the second the
+    // point tiles, both by TMA, one box per 128 bytes of row (rows past N and columns past D
+    // zero-filled by the copy).
     hopper::release_registers<40>();
     const int role = warp - kConsumerThreads / 32;
-    if (role > 1 || (role == 0 && lane != 0)) return;
-    constexpr int chunk_mask = (1 << CHUNKS_LOG) - 1;
+    if (role > 1 || lane != 0) return;
     int it = 0, local = 0;
     for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
@@ -130,37 +147,14 @@ __global__ void __launch_bounds__(kThreads, 1)
       } else {
         const int xb = local % XB;
         if (local >= XB) hopper::barrier_wait(x_empty + xb, ((local / XB) - 1) & 1);
-        const char* xg = static_cast<const char*>(a.x) + (b * a.x_batch_stride + row0 * a.x_row_stride) * ES;
-        const std::int64_t rows_left = a.n - row0, row_bytes = a.d * ES;
-#pragma unroll 4
-        for (int p = lane; p < (BM << CHUNKS_LOG); p += 32) {
-          const int r = p >> CHUNKS_LOG, c = p & chunk_mask;
-          std::int64_t src = r < rows_left ? row_bytes - c * 16 : 0;
-          src = src < 0 ? 0 : (src > 16 ? 16 : src);
-          const char* g = src > 0 ? xg + r * a.x_row_stride * ES + c * 16 : static_cast<const char*>(a.x);
-          hopper::copy16(xs + xb * x_bytes + swizzled(BM, r, c), g, static_cast<int>(src));
-        }
-        if constexpr (KIND == MmaKind::tf32) {
-          // Round the points to tf32 (the products would truncate them), as the mma.sync path does
-          // and as the centroids are stored: each lane rounds the chunks it copied, once they have
-          // landed, then publishes them to the products (async proxy) and arrives.
-          hopper::copies_wait_all();
-          for (int p = lane; p < (BM << CHUNKS_LOG); p += 32) {
-            float4* q = reinterpret_cast<float4*>(xs + xb * x_bytes + swizzled(BM, p >> CHUNKS_LOG, p & chunk_mask));
-            float4 v = *q;
-            v.x = __uint_as_float(to_tf32(v.x)), v.y = __uint_as_float(to_tf32(v.y));
-            v.z = __uint_as_float(to_tf32(v.z)), v.w = __uint_as_float(to_tf32(v.w));
-            *q = v;
-          }
-          hopper::fence_async_shared();
-          hopper::barrier_arrive(x_full + xb);
-        } else {
-          hopper::copies_arrive(x_full + xb);
-        }
+        hopper::barrier_expect_bytes(x_full + xb, x_bytes);
+#pragma unroll
+        for (int kb = 0; kb < RB / 128; ++kb)
+          hopper::tensor_load_3d(xs + xb * x_bytes + kb * BM * 128, &point_map, kb * (128 / ES), static_cast<int>(row0),
+                                 static_cast<int>(b), x_full + xb);
       }
       ++local;
     }
-    hopper::copies_wait_all();
     return;
   }
 
@@ -170,6 +164,25 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = warp / 4, wl = warp % 4, g = lane / 4, t = lane % 4;
   const std::uint64_t c_desc = hopper::descriptor(cs);
   float acc[MT][BN / 2];
+  // RS: the warp's rows of each slice as the products' A operand, 4 registers per k step (rows g
+  // and g + 8, bytes 4t and 16 + 4t of the step's 32), loaded once per point tile.
+  std::uint32_t af[RS ? MT : 1][RS ? KSTEPS : 1][4];
+  const auto load_fragments = [&](const unsigned char* xt) {
+    if constexpr (RS) {
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const int r0 = (wg * MT + m) * 64 + wl * 16 + g;
+#pragma unroll
+        for (int k = 0; k < KSTEPS; ++k)
+#pragma unroll
+          for (int h = 0; h < 4; ++h) {
+            const int r = r0 + (h & 1) * 8, c = 2 * k + (h >> 1);
+            const std::uint32_t w = hopper::load_shared(xt + swizzled(BM, r, c) + 4 * t);
+            af[m][k][h] = KIND == MmaKind::tf32 ? to_tf32(__uint_as_float(w)) : w;
+          }
+      }
+    }
+  };
 
   // -h of a centroid tile's columns, loaded a tile ahead (the loads complete under the products).
   float2 h_next[BN / 8];
@@ -194,8 +207,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int k = 0; k < KSTEPS; ++k) {
       const int kb = k >> 2, within = (k & 3) * 32;
-      product<KIND, BN>(acc[m], x_desc + ((kb * BM * 128 + slice_bytes + within) >> 4),
-                        c_desc + ((st * c_bytes + kb * BN * 128 + within) >> 4));
+      const std::uint64_t b_desc = c_desc + ((st * c_bytes + kb * BN * 128 + within) >> 4);
+      if constexpr (RS)
+        product_rs<KIND, BN>(acc[m], af[m][k], b_desc);
+      else
+        product<KIND, BN>(acc[m], x_desc + ((kb * BM * 128 + slice_bytes + within) >> 4), b_desc);
     }
     hopper::wgmma_commit();
   };
@@ -206,8 +222,25 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (a.skip && a.skip[b]) continue;
     const int xb = local % XB;
     unsigned char* xt = xs + xb * x_bytes;
+    // The rows' previous labels and norms, read now: their latency hides under the products (read
+    // at the end, they held every point tile up by a few global-memory round trips).
+    int old_label[MT][2];
+    float xx_row[MT][2];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
+        old_label[m][hr] = -1, xx_row[m][hr] = 0.f;
+        if (t == 0 && row < a.n) old_label[m][hr] = a.labels[b * a.n + row], xx_row[m][hr] = norm_for_distance(a, b * a.n + row);
+      }
     hopper::barrier_wait(x_full + xb, (local / XB) & 1);
     const std::uint64_t x_desc = hopper::descriptor(xt);
+    if constexpr (RS) {  // the points are in registers now: the buffer can take the next tile
+      load_fragments(xt);
+      __syncwarp();
+      if (lane == 0) hopper::barrier_arrive(x_empty + xb);
+    }
     const float* hb = a.h + b * sh.kp;
 
     float best_s[MT][2];
@@ -266,7 +299,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int m = 0; m < MT; ++m) issue_slice(m, next_st, x_desc);
       }
     }
-    if (lane == 0) hopper::barrier_arrive(x_empty + xb);  // every product on this point tile is done
+    if (!RS && lane == 0) hopper::barrier_arrive(x_empty + xb);  // every product on this point tile is done
 
     // Combine the four threads of a quad (same rows), then write.
     int moved = 0;
@@ -278,7 +311,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         int i = best_i[m][hr];
         quad_best(s, i);
         const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
-        if (t == 0 && row < a.n) moved += write_assignment(a, b, b * a.n + row, s, i);
+        if (t == 0 && row < a.n) moved += write_assignment(a, b, b * a.n + row, s, i, old_label[m][hr], xx_row[m][hr]);
       }
     }
     if (a.changed) {
@@ -291,9 +324,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// The centroid buffer (B * kp rows of dp elements) as a TMA tensor map: boxes of BN rows x 128
-// bytes, written to shared memory with the 128-byte swizzle.
-CUtensorMap centroid_map(const AssignPlan& p, const AssignArgs& a) {
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   static const auto encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -301,16 +332,48 @@ CUtensorMap centroid_map(const AssignPlan& p, const AssignArgs& a) {
     FK_CHECK(fn && found == cudaDriverEntryPointSuccess, internal, "the CUDA driver has no cuTensorMapEncodeTiled");
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
+  return encode;
+}
+
+// The centroid buffer (B * kp rows of dp elements) as a TMA tensor map: boxes of BN rows x 128
+// bytes, written to shared memory with the 128-byte swizzle.
+CUtensorMap centroid_map(const AssignPlan& p, const AssignArgs& a) {
   const int es = element_size(p.kind);
   CUtensorMap map;
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.dp), static_cast<cuuint64_t>(a.batches * p.kp)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.dp) * es};
   const cuuint32_t box[2] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(p.bn)};
   const cuuint32_t steps[2] = {1, 1};
-  const CUresult r = encode(&map, es == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 2,
-                            const_cast<void*>(a.ct), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult r = tensor_map_encoder()(&map, es == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 2,
+                                          const_cast<void*>(a.ct), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   FK_CHECK(r == CUDA_SUCCESS, internal, "cuTensorMapEncodeTiled failed for the centroid tiles (error " << r << ")");
+  return map;
+}
+
+// The points (D x N x B elements, rows and batches at their strides) as a TMA tensor map: boxes of
+// 128 * slices rows x 128 bytes of one batch, swizzled as the centroid tiles; rows past N and
+// columns past D read as zeros. Row and batch strides are multiples of 16 bytes, as TMA needs:
+// the caller gives this kernel 16-byte aligned rows only (an unused stride, N = 1 or B = 1, gets
+// any valid value).
+CUtensorMap point_map(const AssignPlan& p, const AssignArgs& a) {
+  const std::int64_t es = element_size(p.kind);
+  const std::int64_t padded_row = (a.d * es + 15) / 16 * 16;
+  const std::int64_t row_bytes = a.n > 1 ? a.x_row_stride * es : padded_row;
+  const std::int64_t batch_bytes = a.batches > 1 ? a.x_batch_stride * es : row_bytes * a.n;
+  FK_CHECK(row_bytes % 16 == 0 && batch_bytes % 16 == 0 && reinterpret_cast<std::uintptr_t>(a.x) % 16 == 0, internal,
+           "the Hopper assignment needs 16-byte aligned rows");
+  CUtensorMap map;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(a.d), static_cast<cuuint64_t>(a.n), static_cast<cuuint64_t>(a.batches)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(row_bytes), static_cast<cuuint64_t>(batch_bytes)};
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(128 * p.slices), 1};
+  const cuuint32_t steps[3] = {1, 1, 1};
+  const CUresult r = tensor_map_encoder()(&map, es == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
+                                          const_cast<void*>(a.x), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  FK_CHECK(r == CUDA_SUCCESS, internal, "cuTensorMapEncodeTiled failed for the point tiles (error " << r << ")");
   return map;
 }
 
@@ -318,7 +381,7 @@ template <MmaKind KIND, int BN, int MT>
 void launch_one(const AssignPlan& p, const AssignArgs& a, const Shape& sh, cudaStream_t stream) {
   const std::int64_t tiles = sh.row_tiles * a.batches;
   const auto blocks = static_cast<unsigned>(tiles < p.blocks ? tiles : p.blocks);
-  assign_wgmma_kernel<KIND, BN, MT><<<blocks, kThreads, p.smem_bytes, stream>>>(a, sh, centroid_map(p, a));
+  assign_wgmma_kernel<KIND, BN, MT><<<blocks, kThreads, p.smem_bytes, stream>>>(a, sh, centroid_map(p, a), point_map(p, a));
   FK_CUDA_LAUNCHED();
 }
 
@@ -392,28 +455,19 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   // D from 65 to 128 (smaller D would pay for 128 columns; the mma.sync kernel takes it).
   const int es = element_size(p.kind), rb = row_bytes(p.kind);
   if (d <= 64 || d > 128) return false;
-  // A few centroid tiles per point tile leave the pipeline little depth: below these K the
-  // mma.sync kernel is faster, at any N (H100, docs/perf-notes.md: 50,000 to 400,000 points at
-  // K = 256, 100,000 at K = 384 to 1,000, 20,000 to 500,000 at K = 1,000).
+  // With few centroid tiles per point tile the mma.sync kernel can be faster (measured at 50,000
+  // to 500,000 points: the crossover depends on K, not on N).
   if (k <= (p.kind == MmaKind::tf32 ? kHopperMinK32 : kHopperMinK16) && !forced) return false;
   if (k <= 128) return false;  // one centroid tile per point tile: not even when forced
-  int bn = 128, slices = 0, buffers = 0, stages = 0;
-  // Preference (measured on an H100, docs/perf-notes.md): a second point buffer first (without
-  // it every point tile waits for its load: -15% for tf32), then more points per tile (fewer
-  // centroid reads), then wide centroid tiles, then deeper centroid pipelines; at least 2 stages.
-  const int bn_first = bn;
-  for (const int xb : {2, 1}) {
-    for (const int bn_try : {bn_first, 64}) {
-      for (const int mt : {2, 1}) {
-        for (int s = kMaxStages; s >= 2 && !slices; --s)
-          if (smem_bytes(rb, bn_try, mt, xb, s) <= kSmemLimit) slices = mt, buffers = xb, stages = s, bn = bn_try;
-        if (slices) break;
-      }
-      if (slices) break;
-    }
-    if (slices) break;
-  }
-  if (!slices) return false;
+  // Tiles, measured on an H100 (docs/perf-notes.md):
+  //   - 16-bit products: two 64-point slices per warp group (256 points a tile, fewer centroid
+  //     reads per product), 128-centroid tiles, a second point buffer (the next tile loads while
+  //     this one is used), 3 centroid stages;
+  //   - tf32: the points' operand from registers, read once per point tile, so only the centroid
+  //     tiles stream through shared memory (its bandwidth held the products back: -16 to -22%);
+  //     the point buffer is free once read, so one suffices; 128-centroid tiles, 2 stages.
+  int bn = 128, slices = 2, buffers = 2, stages = 3;
+  if (p.kind == MmaKind::tf32) slices = 1, buffers = 1, stages = 2;
   if (const char* force = std::getenv("FLASHKMEANS_WGMMA")) {  // bn,slices,buffers,stages (tuning)
     int f[4];
     if (std::sscanf(force, "%d,%d,%d,%d", &f[0], &f[1], &f[2], &f[3]) == 4 && (f[0] == 64 || f[0] == 128) &&
@@ -421,6 +475,7 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
         smem_bytes(rb, f[0], f[1], f[2], f[3]) <= kSmemLimit)
       bn = f[0], slices = f[1], buffers = f[2], stages = f[3];
   }
+  if (smem_bytes(rb, bn, slices, buffers, stages) > kSmemLimit) return false;
   p.wgmma = true;
   p.bn = bn, p.slices = slices, p.point_buffers = buffers, p.stages = stages;
   p.dp = rb / es, p.dc = p.dp, p.resident = true;

@@ -76,6 +76,23 @@ __device__ __forceinline__ void tensor_load_2d(void* smem, const void* tensor_ma
       : "memory");
 }
 
+// Copies the box at (x0, x1, x2) of a 3-D tensor map into shared memory; the barrier counts its bytes.
+__device__ __forceinline__ void tensor_load_3d(void* smem, const void* tensor_map, int x0, int x1, int x2,
+                                               std::uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          smem_address(smem)),
+      "l"(reinterpret_cast<std::uint64_t>(tensor_map)), "r"(x0), "r"(x1), "r"(x2), "r"(smem_address(bar))
+      : "memory");
+}
+
+// A 32-bit load from shared memory (the pointer's address space unknown to the compiler).
+__device__ __forceinline__ std::uint32_t load_shared(const void* p) {
+  std::uint32_t v;
+  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(smem_address(p)));
+  return v;
+}
+
 // Orders this thread's ordinary shared-memory accesses before the tensor cores' (async proxy) reads.
 __device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
@@ -154,6 +171,37 @@ __device__ __forceinline__ float negated(float v) {
                  : FK_WGMMA_OPS##regs                                                           \
                  : "l"(a), "l"(b));                                                              \
   }
+
+// The same products with A from registers: 4 32-bit registers a thread per k step, the layout of
+// mma.sync's A fragment (warp w of the group holds rows 16w..16w+15).
+#define FK_WGMMA_RS(name, regs, instruction, tail)                                                          \
+  __device__ __forceinline__ void name(float(&d)[regs], const std::uint32_t(&a)[4], std::uint64_t b) {      \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" instruction " {" FK_WGMMA_ACC##regs##_RS tail \
+                 "\n}\n"                                                                                  \
+                 : FK_WGMMA_OPS##regs                                                                     \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                   \
+  }
+#define FK_WGMMA_ACC32_RS \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31" \
+  "}, {%32, %33, %34, %35}, %36"
+#define FK_WGMMA_ACC64_RS \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63" \
+  "}, {%64, %65, %66, %67}, %68"
+
+FK_WGMMA_RS(wgmma_rs_f16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", p, 1, 1, 0;")
+FK_WGMMA_RS(wgmma_rs_f16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0;")
+FK_WGMMA_RS(wgmma_rs_bf16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", ", p, 1, 1, 0;")
+FK_WGMMA_RS(wgmma_rs_bf16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", p, 1, 1, 0;")
+FK_WGMMA_RS(wgmma_rs_tf32_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", ", p, 1, 1;")
+FK_WGMMA_RS(wgmma_rs_tf32_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32", ", p, 1, 1;")
+
+#undef FK_WGMMA_RS
+#undef FK_WGMMA_ACC32_RS
+#undef FK_WGMMA_ACC64_RS
 
 // 16-bit products take the operands' transposition flags (0: K-major); tf32 has none.
 FK_WGMMA(wgmma_f16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
