@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -157,14 +156,7 @@ struct FitCase {
   Shape shape;
   Metric metric;
   Mode mode;
-  /// The Hopper kernel forced (FLASHKMEANS_ASSIGN=wgmma): the plan gives these small shapes to the
-  /// mma.sync kernel, so without it the Hopper kernel would be tested on large shapes only.
-  bool hopper = false;
 };
-
-// The Hopper kernel takes 16-bit and tf32 products with 64 < D <= 128 and K > 128. (The large
-// shape makes its persistent blocks take several point tiles each.)
-bool hopper_shape(const Shape& s) { return s.d > 64 && s.d <= 128 && s.k > 128; }
 
 std::vector<FitCase> fit_cases() {
   std::vector<FitCase> out;
@@ -173,39 +165,17 @@ std::vector<FitCase> fit_cases() {
       for (const Mode& mode : kModes) {
         if (s.large && m != Metric::euclidean) continue;
         out.push_back({s, m, mode});
-        // (exact float32 takes three tf32 products a step: always the mma.sync kernel)
-        const bool exact_f32 = mode.dtype == DType::float32 && mode.precision == Precision::exact;
-        if (hopper_shape(s) && !exact_f32) out.push_back({s, m, mode, true});
       }
   return out;
 }
 
 void PrintTo(const FitCase& c, std::ostream* os) {
-  *os << c.shape.name << "/" << fk::to_string(c.metric) << "/" << c.mode.name << (c.hopper ? "/hopper" : "");
+  *os << c.shape.name << "/" << fk::to_string(c.metric) << "/" << c.mode.name;
 }
 
 std::string fit_case_name(const testing::TestParamInfo<FitCase>& i) {
-  return std::string(i.param.shape.name) + "_" + fk::to_string(i.param.metric) + "_" + i.param.mode.name +
-         (i.param.hopper ? "_hopper" : "");
+  return std::string(i.param.shape.name) + "_" + fk::to_string(i.param.metric) + "_" + i.param.mode.name;
 }
-
-// Sets an environment variable for the object's life (the assignment plan reads it at every fit).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    if (value) setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_.c_str(), old_.c_str(), 1); else unsetenv(name_.c_str());
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
 
 class CudaFit : public testing::TestWithParam<FitCase> {};
 
@@ -216,7 +186,6 @@ constexpr int kIters = 4;
 TEST_P(CudaFit, MatchesReferenceAndCpu) {
   FK_REQUIRE_GPU();
   const FitCase& c = GetParam();
-  const ScopedEnv kernel("FLASHKMEANS_ASSIGN", c.hopper ? "wgmma" : nullptr);
   const std::int64_t n = c.shape.n, d = c.shape.d, k = c.shape.k;
   const std::vector<std::int64_t> batches = c.shape.large ? std::vector<std::int64_t>{1} : std::vector<std::int64_t>{1, 3};
   std::uint32_t seed = 5000;
@@ -533,13 +502,11 @@ TEST(CudaInit, KMeansPlusPlusMakesTheCpuChoices) {
 struct PredictShape {
   const char* name;
   std::int64_t n, d, k;
-  bool hopper = false;  ///< the Hopper kernel forced (see FitCase::hopper)
 };
 
 const PredictShape kPredictShapes[] = {
     {"n1_d1_k1", 1, 1, 1}, {"d3_1000_k13", 1000, 3, 13}, {"odd_1037x17_k130", 1037, 17, 130},
-    {"4099x129_k300", 4099, 129, 300}, {"4099x96_k300", 4099, 96, 300}, {"4099x96_k300_hopper", 4099, 96, 300, true},
-    {"10007x784_k10", 10007, 784, 10},
+    {"4099x129_k300", 4099, 129, 300}, {"4099x96_k300", 4099, 96, 300}, {"10007x784_k10", 10007, 784, 10},
     {"20011x64_k2000", 20011, 64, 2000},
 };
 
@@ -548,7 +515,6 @@ class CudaPredict : public testing::TestWithParam<std::tuple<PredictShape, Metri
 TEST_P(CudaPredict, MatchesCpuAndReference) {
   FK_REQUIRE_GPU();
   const auto [s, m, mode] = GetParam();
-  const ScopedEnv kernel("FLASHKMEANS_ASSIGN", s.hopper ? "wgmma" : nullptr);
   const std::int64_t nb = 3, n = s.n, d = s.d, k = s.k;
   std::mt19937 g(51);
   // Structureless data: many near-ties, the hardest case for label agreement.

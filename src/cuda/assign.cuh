@@ -33,10 +33,8 @@ struct AssignPlan {
 
 /// Rows of the points must start 16-byte aligned (checked by the caller, which stages otherwise).
 /// On a Hopper device the plan is the wgmma kernel's where the shape fits it (16-bit and tf32
-/// products, 64 < D <= 128) and K is large enough for its pipeline (K > 384 for 16-bit products,
-/// K > 128 for tf32). For tests and tuning, FLASHKMEANS_ASSIGN=mma forces the mma.sync kernel,
-/// FLASHKMEANS_ASSIGN=wgmma the wgmma kernel wherever the shape fits it (K > 128), and
-/// FLASHKMEANS_WGMMA=bn,slices,buffers,stages overrides the wgmma kernel's tiles.
+/// products, 64 < D <= 128, K > 128). For tuning, FLASHKMEANS_ASSIGN=mma forces the mma.sync
+/// kernel and FLASHKMEANS_WGMMA=bn,slices,buffers,stages overrides the wgmma kernel's tiles.
 AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d, int device);
 
 struct AssignArgs {

@@ -44,10 +44,6 @@ constexpr int kMaxStages = 4;
 constexpr int kSmemLimit = 227 * 1024;
 constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
 constexpr int kAlignSlack = 1024;                   // the tiles start at a 1024-byte boundary
-// The mma.sync kernel is faster up to these K (H100, docs/perf-notes.md): 16-bit products (the two
-// kernels even at K = 384, this one 10% faster at 512); tf32 products take this kernel from
-// K = 129 on (at K = 256, 50,000 points: 57 against 75 us per iteration).
-constexpr std::int64_t kHopperMinK16 = 384, kHopperMinK32 = 128;
 
 struct Shape {
   int kp = 0;
@@ -450,15 +446,14 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   if (p.kind == MmaKind::tf32x3) return false;  // three products per step: the mma.sync path
   const char* env = std::getenv("FLASHKMEANS_ASSIGN");
   if (env && std::strcmp(env, "mma") == 0) return false;
-  const bool forced = env && std::strcmp(env, "wgmma") == 0;
   if (!hopper_device(device)) return false;
   // D from 65 to 128 (smaller D would pay for 128 columns; the mma.sync kernel takes it).
   const int es = element_size(p.kind), rb = row_bytes(p.kind);
   if (d <= 64 || d > 128) return false;
-  // With few centroid tiles per point tile the mma.sync kernel can be faster (measured at 50,000
-  // to 500,000 points: the crossover depends on K, not on N).
-  if (k <= (p.kind == MmaKind::tf32 ? kHopperMinK32 : kHopperMinK16) && !forced) return false;
-  if (k <= 128) return false;  // one centroid tile per point tile: not even when forced
+  // One centroid tile per point tile leaves the pipeline no depth: at K = 100 and 128 the
+  // mma.sync kernel is as fast or faster; from K = 256 on this one is faster at any N measured
+  // (H100, docs/perf-notes.md: 50,000 x 128, K = 256: 57 against 75 us per iteration, tf32).
+  if (k <= 128) return false;
   // Tiles, measured on an H100 (docs/perf-notes.md):
   //   - 16-bit products: two 64-point slices per warp group (256 points a tile, fewer centroid
   //     reads per product), 128-centroid tiles, a second point buffer (the next tile loads while
