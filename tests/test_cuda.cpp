@@ -11,10 +11,12 @@
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -676,6 +678,78 @@ TEST_P(CudaDeterminism, TwoRunsBitwiseEqual) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, CudaDeterminism, testing::ValuesIn(kModes),
                          [](const auto& i) { return std::string(i.param.name); });
+
+// Threads fitting and predicting at once on different data give what the same calls give one after
+// another: device and host input, both assignment kernels, the graph-replayed and the directly
+// launched loop, the sort and scan updates, one shared memory pool.
+TEST(CudaConcurrency, ConcurrentFitsMatchSerialFits) {
+  FK_REQUIRE_GPU();
+  struct Job {
+    std::int64_t nb, n, d, k;
+    int iters;
+    Mode mode;
+    Metric metric;
+    bool on_device;
+  };
+  const std::vector<Job> jobs = {
+      {1, 5000, 64, 50, 10, kF32Tf32, Metric::euclidean, true},  // scan update, direct launches
+      {2, 20011, 100, 300, 40, kF16, Metric::cosine, true},       // Hopper kernel (on Hopper), a graph
+      {3, 4099, 256, 300, 8, kF32Exact, Metric::dot, false},      // host input, mma.sync kernel
+      {1, 70001, 128, 300, 6, kBF16, Metric::euclidean, true},    // sort-inverse update
+      {2, 50000, 16, 20, 12, kF32Tf32, Metric::euclidean, true},  // privatised (dense) update
+  };
+  struct Data {
+    fkt::Array x, init;
+    std::unique_ptr<fc::DeviceArray> dx;
+  };
+  std::vector<Data> data(jobs.size());
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    const Job& job = jobs[j];
+    std::mt19937 g(700 + static_cast<unsigned>(j));
+    data[j].x = fkt::make_array(fkt::gaussian(g, job.nb * job.n * job.d), job.nb, job.n, job.d, job.mode.dtype);
+    data[j].init = fkt::first_rows(data[j].x, job.k);
+    data[j].dx = std::make_unique<fc::DeviceArray>(fc::upload(data[j].x));
+  }
+  const auto run = [&](std::size_t j) {
+    const Job& job = jobs[j];
+    const fk::TensorView x = job.on_device ? data[j].dx->view : data[j].x.view();
+    const fk::KMeansResult r = fk::fit(x, given_options(data[j].init.view(), job.k, job.metric, job.mode, job.iters));
+    fk::PredictOptions po;
+    po.metric = job.metric, po.precision = job.mode.precision;
+    fc::Outputs p(job.nb, job.n, job.k, job.d);
+    fk::predict_into(data[j].dx->view, data[j].init.view(), po, p.buffers());
+    // predict_into returns once its work is done, so a plain copy reads its results. (download()
+    // synchronises the whole device first, which CUDA refuses while another thread's fit captures
+    // its loop into a graph: see the README, "Threads".)
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(job.nb * job.n));
+    fc::check(cudaMemcpy(labels.data(), p.labels.get(), labels.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost),
+              "cudaMemcpy");
+    return std::make_pair(r, labels);
+  };
+  std::vector<std::pair<fk::KMeansResult, std::vector<std::int32_t>>> serial;
+  for (std::size_t j = 0; j < jobs.size(); ++j) serial.push_back(run(j));
+
+  constexpr int kRounds = 3;  // each job in kRounds threads, all started together
+  std::vector<std::pair<fk::KMeansResult, std::vector<std::int32_t>>> got(jobs.size() * kRounds);
+  std::vector<std::string> errors(got.size());
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < got.size(); ++t)
+    threads.emplace_back([&, t] {
+      try {
+        got[t] = run(t % jobs.size());
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  for (std::size_t t = 0; t < got.size(); ++t) {
+    const std::size_t j = t % jobs.size();
+    SCOPED_TRACE("job " + std::to_string(j) + ", thread " + std::to_string(t));
+    ASSERT_EQ(errors[t], "");
+    fkt::expect_identical(got[t].first, serial[j].first, "concurrent fit");
+    EXPECT_EQ(got[t].second, serial[j].second) << "concurrent predict_into";
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Empty clusters: every initial centroid is x[0], so in the first assignment every point ties
