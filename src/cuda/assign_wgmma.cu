@@ -39,7 +39,7 @@ namespace flashkmeans::cuda {
 namespace {
 
 constexpr int kConsumerThreads = 256;               // two warp groups
-constexpr int kThreads = kConsumerThreads + 128;    // and a producer warp group (one warp copies)
+constexpr int kThreads = kConsumerThreads + 128;    // and a producer warp group (two lanes load)
 constexpr int kMaxStages = 4;
 constexpr int kSmemLimit = 227 * 1024;
 constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
@@ -61,15 +61,11 @@ __device__ __forceinline__ int swizzled(int rows, int r, int c) {
 }
 
 #if FK_HOPPER
-template <MmaKind KIND, int BN>
+// tf32 with the points' operand from registers (the 16-bit products read it from shared memory:
+// from registers they measured no faster, docs/perf-notes.md).
+template <int BN>
 __device__ __forceinline__ void product_rs(float (&d)[BN / 2], const std::uint32_t (&a)[4], std::uint64_t b) {
-  if constexpr (KIND == MmaKind::f16) {
-    if constexpr (BN == 128) hopper::wgmma_rs_f16_n128(d, a, b); else hopper::wgmma_rs_f16_n64(d, a, b);
-  } else if constexpr (KIND == MmaKind::bf16) {
-    if constexpr (BN == 128) hopper::wgmma_rs_bf16_n128(d, a, b); else hopper::wgmma_rs_bf16_n64(d, a, b);
-  } else {
-    if constexpr (BN == 128) hopper::wgmma_rs_tf32_n128(d, a, b); else hopper::wgmma_rs_tf32_n64(d, a, b);
-  }
+  if constexpr (BN == 128) hopper::wgmma_rs_tf32_n128(d, a, b); else hopper::wgmma_rs_tf32_n64(d, a, b);
 }
 
 template <MmaKind KIND, int BN>
@@ -110,6 +106,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) hopper::barrier_init(full + s, 1), hopper::barrier_init(empty + s, 8);
     for (int s = 0; s < XB; ++s) hopper::barrier_init(x_full + s, 1), hopper::barrier_init(x_empty + s, 8);
+    hopper::fence_async_shared();  // the initialised barriers visible to the copies (async proxy)
   }
   __syncthreads();
 
@@ -205,7 +202,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int kb = k >> 2, within = (k & 3) * 32;
       const std::uint64_t b_desc = c_desc + ((st * c_bytes + kb * BN * 128 + within) >> 4);
       if constexpr (RS)
-        product_rs<KIND, BN>(acc[m], af[m][k], b_desc);
+        product_rs<BN>(acc[m], af[m][k], b_desc);
       else
         product<KIND, BN>(acc[m], x_desc + ((kb * BM * 128 + slice_bytes + within) >> 4), b_desc);
     }
@@ -393,11 +390,12 @@ template <typename F>
 void dispatch(const AssignPlan& p, F&& f) {
   const auto by_shape = [&](auto kind) {
     constexpr MmaKind K = decltype(kind)::value;
+    constexpr int MT2 = K == MmaKind::tf32 ? 1 : 2;  // tf32 plans take one slice (plan_wgmma)
     if (p.bn == 128) {
-      if (p.slices == 2) return f(Tag<K, 128, 2>{});
+      if (p.slices == 2) return f(Tag<K, 128, MT2>{});
       return f(Tag<K, 128, 1>{});
     }
-    if (p.slices == 2) return f(Tag<K, 64, 2>{});
+    if (p.slices == 2) return f(Tag<K, 64, MT2>{});
     return f(Tag<K, 64, 1>{});
   };
   switch (p.kind) {
@@ -465,9 +463,10 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   if (p.kind == MmaKind::tf32) slices = 1, buffers = 1, stages = 2;
   if (const char* force = std::getenv("FLASHKMEANS_WGMMA")) {  // bn,slices,buffers,stages (tuning)
     int f[4];
+    // (tf32 takes one slice only: two slices' operands in registers spill and serialise the products)
     if (std::sscanf(force, "%d,%d,%d,%d", &f[0], &f[1], &f[2], &f[3]) == 4 && (f[0] == 64 || f[0] == 128) &&
-        (f[1] == 1 || f[1] == 2) && (f[2] == 1 || f[2] == 2) && f[3] >= 1 && f[3] <= kMaxStages &&
-        smem_bytes(rb, f[0], f[1], f[2], f[3]) <= kSmemLimit)
+        (f[1] == 1 || (f[1] == 2 && p.kind != MmaKind::tf32)) && (f[2] == 1 || f[2] == 2) && f[3] >= 1 &&
+        f[3] <= kMaxStages && smem_bytes(rb, f[0], f[1], f[2], f[3]) <= kSmemLimit)
       bn = f[0], slices = f[1], buffers = f[2], stages = f[3];
   }
   if (smem_bytes(rb, bn, slices, buffers, stages) > kSmemLimit) return false;

@@ -200,7 +200,13 @@ PointsView view_of(const void* data, const TensorView& x, std::int64_t batch_str
 
 void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t stream) {
   const std::int64_t es = element_bytes(x.dtype), ld = (x.cols + 7) / 8 * 8, count = x.batch * x.rows;
-  const bool aligned = x.col_stride == 1 && (x.row_stride * es) % 16 == 0 &&
+  // The assignment reads aligned rows of unit column stride in place; the Hopper kernel reads
+  // them through a TMA tensor map, whose strides are documented as nested (a row stride of at
+  // least a row, a batch stride of at least N rows): other views (zero strides, sliding windows,
+  // interleaved batches) are staged.
+  const bool nested = (x.rows <= 1 || x.row_stride >= x.cols) &&
+                      (x.batch <= 1 || x.batch_stride >= (x.rows <= 1 ? x.cols : x.rows * x.row_stride));
+  const bool aligned = x.col_stride == 1 && nested && (x.row_stride * es) % 16 == 0 &&
                        (x.batch <= 1 || (x.batch_stride * es) % 16 == 0) &&
                        reinterpret_cast<std::uintptr_t>(x.data) % 16 == 0;
   const bool cosine = metric == Metric::cosine;

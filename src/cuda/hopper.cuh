@@ -172,7 +172,7 @@ __device__ __forceinline__ float negated(float v) {
                  : "l"(a), "l"(b));                                                              \
   }
 
-// The same products with A from registers: 4 32-bit registers a thread per k step, the layout of
+// tf32 products with A from registers: 4 32-bit registers a thread per k step, the layout of
 // mma.sync's A fragment (warp w of the group holds rows 16w..16w+15).
 #define FK_WGMMA_RS(name, regs, instruction, tail)                                                          \
   __device__ __forceinline__ void name(float(&d)[regs], const std::uint32_t(&a)[4], std::uint64_t b) {      \
@@ -192,10 +192,6 @@ __device__ __forceinline__ float negated(float v) {
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63" \
   "}, {%64, %65, %66, %67}, %68"
 
-FK_WGMMA_RS(wgmma_rs_f16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", p, 1, 1, 0;")
-FK_WGMMA_RS(wgmma_rs_f16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0;")
-FK_WGMMA_RS(wgmma_rs_bf16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", ", p, 1, 1, 0;")
-FK_WGMMA_RS(wgmma_rs_bf16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", p, 1, 1, 0;")
 FK_WGMMA_RS(wgmma_rs_tf32_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", ", p, 1, 1;")
 FK_WGMMA_RS(wgmma_rs_tf32_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32", ", p, 1, 1;")
 
