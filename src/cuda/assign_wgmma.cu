@@ -317,7 +317,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+// A TMA tensor map over `rank` dimensions of 2- or 4-byte elements at base (strides in bytes, of
+// dimensions 1..rank-1), copied to shared memory in boxes written with the 128-byte swizzle;
+// elements past the dimensions read as zeros. `what` names the tiles in the error.
+CUtensorMap tiled_map(const void* base, int es, cuuint32_t rank, const cuuint64_t* dims, const cuuint64_t* strides,
+                      const cuuint32_t* box, const char* what) {
   static const auto encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -325,31 +329,28 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
     FK_CHECK(fn && found == cudaDriverEntryPointSuccess, internal, "the CUDA driver has no cuTensorMapEncodeTiled");
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
-  return encode;
-}
-
-// The centroid buffer (B * kp rows of dp elements) as a TMA tensor map: boxes of BN rows x 128
-// bytes, written to shared memory with the 128-byte swizzle.
-CUtensorMap centroid_map(const AssignPlan& p, const AssignArgs& a) {
-  const int es = element_size(p.kind);
+  const cuuint32_t steps[3] = {1, 1, 1};
   CUtensorMap map;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.dp), static_cast<cuuint64_t>(a.batches * p.kp)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.dp) * es};
-  const cuuint32_t box[2] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(p.bn)};
-  const cuuint32_t steps[2] = {1, 1};
-  const CUresult r = tensor_map_encoder()(&map, es == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 2,
-                                          const_cast<void*>(a.ct), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  FK_CHECK(r == CUDA_SUCCESS, internal, "cuTensorMapEncodeTiled failed for the centroid tiles (error " << r << ")");
+  const CUresult r = encode(&map, es == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, rank,
+                            const_cast<void*>(base), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  FK_CHECK(r == CUDA_SUCCESS, internal, "cuTensorMapEncodeTiled failed for the " << what << " (error " << r << ")");
   return map;
 }
 
-// The points (D x N x B elements, rows and batches at their strides) as a TMA tensor map: boxes of
-// 128 * slices rows x 128 bytes of one batch, swizzled as the centroid tiles; rows past N and
-// columns past D read as zeros. Row and batch strides are multiples of 16 bytes, as TMA needs:
-// the caller gives this kernel 16-byte aligned rows only (an unused stride, N = 1 or B = 1, gets
-// any valid value).
+// The centroid buffer (B * kp rows of dp elements): boxes of BN rows x 128 bytes.
+CUtensorMap centroid_map(const AssignPlan& p, const AssignArgs& a) {
+  const int es = element_size(p.kind);
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.dp), static_cast<cuuint64_t>(a.batches * p.kp)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.dp) * es};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(p.bn)};
+  return tiled_map(a.ct, es, 2, dims, strides, box, "centroid tiles");
+}
+
+// The points (D x N x B elements, rows and batches at their strides): boxes of 128 * slices rows
+// x 128 bytes of one batch, swizzled as the centroid tiles; rows past N and columns past D read as
+// zeros. Row and batch strides are multiples of 16 bytes, as TMA needs: the caller gives this
+// kernel 16-byte aligned rows only (an unused stride, N = 1 or B = 1, gets any valid value).
 CUtensorMap point_map(const AssignPlan& p, const AssignArgs& a) {
   const std::int64_t es = element_size(p.kind);
   const std::int64_t padded_row = (a.d * es + 15) / 16 * 16;
@@ -357,17 +358,10 @@ CUtensorMap point_map(const AssignPlan& p, const AssignArgs& a) {
   const std::int64_t batch_bytes = a.batches > 1 ? a.x_batch_stride * es : row_bytes * a.n;
   FK_CHECK(row_bytes % 16 == 0 && batch_bytes % 16 == 0 && reinterpret_cast<std::uintptr_t>(a.x) % 16 == 0, internal,
            "the Hopper assignment needs 16-byte aligned rows");
-  CUtensorMap map;
   const cuuint64_t dims[3] = {static_cast<cuuint64_t>(a.d), static_cast<cuuint64_t>(a.n), static_cast<cuuint64_t>(a.batches)};
   const cuuint64_t strides[2] = {static_cast<cuuint64_t>(row_bytes), static_cast<cuuint64_t>(batch_bytes)};
   const cuuint32_t box[3] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(128 * p.slices), 1};
-  const cuuint32_t steps[3] = {1, 1, 1};
-  const CUresult r = tensor_map_encoder()(&map, es == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
-                                          const_cast<void*>(a.x), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  FK_CHECK(r == CUDA_SUCCESS, internal, "cuTensorMapEncodeTiled failed for the point tiles (error " << r << ")");
-  return map;
+  return tiled_map(a.x, static_cast<int>(es), 3, dims, strides, box, "point tiles");
 }
 
 template <MmaKind KIND, int BN, int MT>

@@ -43,20 +43,6 @@ __device__ __forceinline__ void barrier_wait(std::uint64_t* bar, std::uint32_t p
   } while (!done);
 }
 
-// --- asynchronous copies that arrive on a barrier when they land ---
-
-__device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(smem)), "l"(gmem), "r"(src_bytes)
-               : "memory");
-}
-
-// The barrier counts this thread's arrival once all of its earlier copies have landed.
-__device__ __forceinline__ void copies_arrive(std::uint64_t* bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_address(bar)) : "memory");
-}
-
-__device__ __forceinline__ void copies_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-
 // --- bulk tensor copies (TMA) that complete a barrier's byte count ---
 
 // Arrives on the barrier and adds `bytes` to the bytes its current phase waits for.

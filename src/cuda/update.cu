@@ -18,14 +18,20 @@ namespace {
 constexpr int kBlock = 128;
 using BlockSum = cub::BlockReduce<double, kBlock>;
 
+// Thread 0's value r (a block reduction's result) to every thread of the block, through slot;
+// the second barrier lets the slot be reused at once.
+template <class T>
+__device__ T from_first_thread(const T& r, T* slot) {
+  if (threadIdx.x == 0) *slot = r;
+  __syncthreads();
+  const T x = *slot;
+  __syncthreads();
+  return x;
+}
+
 // Sum over the block of v (every thread gets it); fixed reduction tree, so deterministic.
 __device__ double block_sum(double v, typename BlockSum::TempStorage& tmp, double* shared_out) {
-  const double s = BlockSum(tmp).Sum(v);
-  if (threadIdx.x == 0) *shared_out = s;
-  __syncthreads();
-  const double r = *shared_out;
-  __syncthreads();
-  return r;
+  return from_first_thread(BlockSum(tmp).Sum(v), shared_out);
 }
 
 DType compute_dtype(MmaKind k) {
@@ -347,22 +353,10 @@ struct BlockReducer {
     Quad out4;
   };
   Storage* st;
-  __device__ double sum(double v) const {
-    const double r = Reduce(st->tmp).Sum(v);
-    if (threadIdx.x == 0) st->out = r;
-    __syncthreads();
-    const double x = st->out;
-    __syncthreads();
-    return x;
-  }
+  __device__ double sum(double v) const { return from_first_thread(Reduce(st->tmp).Sum(v), &st->out); }
   template <class Op>
   __device__ Quad reduce(const Quad& v, Op op) const {
-    const Quad r = Reduce4(st->tmp4).Reduce(v, op);
-    if (threadIdx.x == 0) st->out4 = r;
-    __syncthreads();
-    const Quad x = st->out4;
-    __syncthreads();
-    return x;
+    return from_first_thread(Reduce4(st->tmp4).Reduce(v, op), &st->out4);
   }
 };
 
