@@ -779,6 +779,101 @@ TEST(CudaConcurrency, ConcurrentFitsMatchSerialFits) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The sort path's update is incremental: member sums persist across iterations, and each
+// iteration adds the rows that joined a cluster and subtracts those that left it. After many
+// iterations with many moves (Gaussian data), and after relocations (duplicate initial
+// centroids), every centroid must still be the float64 mean of its members, to float32 rounding
+// (a row missed or counted twice moves a mean of ~230 members by ~0.4% of a row). 2 x 70,001 x
+// 128, K = 300: too many labels for the scan update, sums too large for the dense one.
+
+struct IncrementalCase {
+  const char* name;
+  Mode mode;
+  Metric metric;
+  bool relocate;  ///< duplicate initial centroids, relocated (else Gaussian data, empty clusters kept)
+  int iters;
+};
+
+void PrintTo(const IncrementalCase& c, std::ostream* os) { *os << c.name; }
+
+class CudaIncrementalUpdate : public testing::TestWithParam<IncrementalCase> {};
+
+TEST_P(CudaIncrementalUpdate, CentroidsStayTheMeansOfTheirMembers) {
+  FK_REQUIRE_GPU();
+  const IncrementalCase& c = GetParam();
+  constexpr std::int64_t nb = 2, n = 70001, d = 128, k = 300;
+  std::mt19937 g(4242 + c.iters);
+  const std::vector<float> raw = c.relocate ? separated_blobs(g, nb, n, d, k) : fkt::gaussian(g, nb * n * d);
+  const fkt::Array x = fkt::make_array(raw, nb, n, d, c.mode.dtype);
+  std::vector<float> first;  // the first K rows; with relocation, rows 1..10 repeat row 0 (empty at once)
+  for (std::int64_t b = 0; b < nb; ++b)
+    for (std::int64_t j = 0; j < k; ++j) {
+      const auto from = raw.begin() + (b * n + (c.relocate && j <= 10 ? 0 : j)) * d;
+      first.insert(first.end(), from, from + d);
+    }
+  const fkt::Array init = fkt::make_array(first, nb, k, d, c.mode.dtype);
+  const fc::DeviceArray dx = fc::upload(x);
+  fk::KMeansOptions o = given_options(init.view(), k, c.metric, c.mode, c.iters);
+  o.final_assignment = false;  // the labels the last centroids were computed from
+  if (c.relocate) o.empty_clusters = fk::EmptyClusters::relocate;
+  fk::KMeansOptions o_prev = o;
+  o_prev.max_iter = c.iters - 1;
+  const fk::KMeansResult r = fk::fit(dx.view, o), prev = fk::fit(dx.view, o_prev);
+  expect_sizes(r, nb, n, k, d);
+
+  for (std::int64_t b = 0; b < nb; ++b) {
+    SCOPED_TRACE("batch " + std::to_string(b));
+    const std::vector<double> xb = fkt::prepared(x, b, c.metric);
+    const std::int32_t* labels = r.labels.data() + b * n;
+    std::vector<double> sum(k * d, 0.0), abs_sum(k * d, 0.0);
+    std::vector<std::int64_t> count(k, 0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      ASSERT_GE(labels[i], 0);
+      ASSERT_LT(labels[i], k);
+      ++count[labels[i]];
+      for (std::int64_t q = 0; q < d; ++q) {
+        sum[labels[i] * d + q] += xb[i * d + q];
+        abs_sum[labels[i] * d + q] += std::fabs(xb[i * d + q]);
+      }
+    }
+    int wrong = 0, empty = 0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const float* cj = r.centroids.data() + (b * k + j) * d;
+      if (count[j] == 0) {  // kept: the centroid of the iteration before
+        ++empty;
+        EXPECT_TRUE(std::equal(cj, cj + d, prev.centroids.data() + (b * k + j) * d)) << "empty cluster " << j;
+        continue;
+      }
+      std::vector<double> mean(d);
+      for (std::int64_t q = 0; q < d; ++q) mean[q] = sum[j * d + q] / static_cast<double>(count[j]);
+      double norm = 1.0;
+      if (c.metric != Metric::euclidean) norm = std::max(std::sqrt(fkt::dot(mean.data(), mean.data(), d)), 1e-12);
+      for (std::int64_t q = 0; q < d; ++q) {
+        const double want = mean[q] / norm, scale = abs_sum[j * d + q] / static_cast<double>(count[j]) / norm;
+        const double tol = 1e-6 * scale + 0x1p-22 * std::fabs(want);
+        if (std::fabs(cj[q] - want) > tol && wrong++ < 5)
+          ADD_FAILURE() << "centroid " << j << " (" << count[j] << " members) coordinate " << q << " is " << cj[q]
+                        << ", the mean of its members " << want << " +- " << tol;
+      }
+    }
+    EXPECT_EQ(wrong, 0) << "centroids that are not the means of their members";
+    if (c.relocate) {
+      EXPECT_EQ(empty, 0) << "relocation left clusters empty";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CudaIncrementalUpdate,
+    testing::Values(IncrementalCase{"gaussian_tf32_euclidean_2", kF32Tf32, Metric::euclidean, false, 2},
+                    IncrementalCase{"gaussian_tf32_euclidean_25", kF32Tf32, Metric::euclidean, false, 25},
+                    IncrementalCase{"gaussian_bf16_cosine_25", kBF16, Metric::cosine, false, 25},
+                    IncrementalCase{"gaussian_f16_dot_9", kF16, Metric::dot, false, 9},
+                    IncrementalCase{"relocated_f32_euclidean_6", kF32Exact, Metric::euclidean, true, 6},
+                    IncrementalCase{"relocated_f16_cosine_6", kF16, Metric::cosine, true, 6}),
+    [](const auto& i) { return std::string(i.param.name); });
+
+// ---------------------------------------------------------------------------------------------
 // Empty clusters: every initial centroid is x[0], so in the first assignment every point ties
 // between the duplicates and goes to the first.
 

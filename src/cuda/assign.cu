@@ -247,6 +247,12 @@ __global__ void __launch_bounds__(kThreads)
     if (better(red_s[kBM + r], red_i[kBM + r], s, i)) s = red_s[kBM + r], i = red_i[kBM + r];
     moved = write_assignment(a, b, static_cast<std::int64_t>(b) * a.n + row0 + r, s, i);
   }
+  if (a.moved && threadIdx.x < kBM) {  // whole warps (kBM is a multiple of 32): a ballot per 32 rows
+    const unsigned bits = __ballot_sync(0xffffffffu, moved);
+    const int lane = threadIdx.x % 32;
+    const std::int64_t row16 = row0 + threadIdx.x - lane + 16 * lane;
+    if (lane < 2 && row16 < a.n) write_moved(a, b, row16, bits >> (16 * lane));
+  }
   const int moved_count = __syncthreads_count(moved);
   if (a.changed && threadIdx.x == 0 && moved_count) atomicAdd(a.changed + b, moved_count);
 }

@@ -47,11 +47,16 @@ struct AssignArgs {
   Metric metric = Metric::euclidean;
   std::int32_t* labels = nullptr;         ///< (B, N) in/out: previous labels in, new labels out
   std::int32_t* keys = nullptr;           ///< (B * N) optional: b * K + label (the sort key)
+  std::uint16_t* moved = nullptr;         ///< (B, moved_words(N)) optional: bit r of word w = row 16 w + r changed label
   float* dist = nullptr;                  ///< (B, N) optional: each point's distance
   const float* xx = nullptr;              ///< (B, N) ||x||^2, needed for euclidean distances
   int* changed = nullptr;                 ///< (B) optional: += labels that changed
   const std::uint8_t* skip = nullptr;     ///< (B) optional: batches to leave untouched
 };
+
+/// 16-bit words per batch of AssignArgs::moved. A bit array is small enough (N / 8 bytes) to stay
+/// in L2 for the update's reads, which come in the sorted order, not the points' order.
+__host__ __device__ constexpr std::int64_t moved_words(std::int64_t n) { return (n + 15) / 16; }
 
 /// Once per device and plan, before any launch (and outside graph capture): allows the
 /// kernel its shared memory.

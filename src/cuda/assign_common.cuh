@@ -39,6 +39,12 @@ __device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64
   return old != i;
 }
 
+/// The moved bits of rows row16 .. row16 + 15 of batch b (row16 a multiple of 16), bit r for row
+/// row16 + r (AssignArgs::moved).
+__device__ __forceinline__ void write_moved(const AssignArgs& a, std::int64_t b, std::int64_t row16, unsigned bits) {
+  a.moved[b * moved_words(a.n) + row16 / 16] = static_cast<std::uint16_t>(bits);
+}
+
 /// ||x||^2 of point `at` where the distance needs it, else 0.
 __device__ __forceinline__ float norm_for_distance(const AssignArgs& a, std::int64_t at) {
   return a.dist && a.metric == Metric::euclidean ? a.xx[at] : 0.f;

@@ -298,13 +298,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     int moved = 0;
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
+      unsigned bits = 0;  // the warp's 16 rows of this slice: bit hr * 8 + g
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
         float s = -best_s[m][hr];  // back to the score h_k - x.c
         int i = best_i[m][hr];
         quad_best(s, i);
         const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
-        if (t == 0 && row < a.n) moved += write_assignment(a, b, b * a.n + row, s, i, old_label[m][hr], xx_row[m][hr]);
+        if (t == 0 && row < a.n && write_assignment(a, b, b * a.n + row, s, i, old_label[m][hr], xx_row[m][hr]))
+          ++moved, bits |= 1u << (hr * 8 + g);
+      }
+      if (a.moved) {
+        bits = __reduce_or_sync(0xffffffffu, bits);
+        const std::int64_t row16 = row0 + (wg * MT + m) * 64 + wl * 16;
+        if (lane == 0 && row16 < a.n) write_moved(a, b, row16, bits);
       }
     }
     if (a.changed) {

@@ -380,13 +380,15 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   // The work buffers, carved out of one pool allocation. The per-batch state that starts at zero
   // (and the summary the host reads back at the end) is one span: one memset, one copy back.
   const std::size_t ct_bytes = static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2);
-  const std::int64_t sort_n = sort ? BN : 0, partial_n = s.dense ? BK * dense_blocks_per_batch(s) * D
-                                                        : sort   ? (BN / s.run_rows + BK + 1) * D
-                                                                 : 0;
+  const std::int64_t sort_n = sort ? BN : 0, partial_n = s.dense ? BK * dense_blocks_per_batch(s) * D : 0,
+                     runs_n = sort ? (BN / s.run_rows + BK + 1) * D : 0;
+  const bool relocate = opt.empty_clusters == EmptyClusters::relocate;
   const std::size_t state_bytes = 8 * B + 4 * B + 4 * B + 8 + 4 * (B + 1) + B;  // see below
   Arena arena(st);
   const std::size_t at_c_prev = arena.add<float>(BK * D), at_h = arena.add<float>(B * s.plan.kp),
-                    at_partial = arena.add<float>(partial_n),
+                    at_partial = arena.add<float>(partial_n), at_joined = arena.add<double>(runs_n),
+                    at_left = arena.add<double>(runs_n), at_members = arena.add<double>(sort && relocate ? BK * D : 0),
+                    at_moved = arena.add<std::uint16_t>(sort ? B * moved_words(N) : 0), at_offsets_prev = arena.add<std::int32_t>(sort ? BK + 1 : 0),
                     at_partial_counts = arena.add<std::int32_t>(s.dense ? BK * dense_blocks_per_batch(s) : 0),
                     at_ct = arena.add<unsigned char>(ct_bytes), at_keys = arena.add<std::int32_t>(sort_n),
                     at_sorted_keys = arena.add<std::int32_t>(sort_n), at_iota = arena.add<std::int32_t>(sort_n),
@@ -419,6 +421,11 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   s.sorted_keys = sorted_keys, s.perm = perm, s.offsets = arena.get<std::int32_t>(at_offsets);
   s.partial = arena.get<float>(at_partial), s.partial_counts = arena.get<std::int32_t>(at_partial_counts);
   s.sums = arena.get<double>(at_sums), s.counts = arena.get<std::int64_t>(at_counts);
+  s.joined = arena.get<double>(at_joined), s.left = arena.get<double>(at_left);
+  s.offsets_prev = arena.get<std::int32_t>(at_offsets_prev);
+  s.members = sort && relocate ? arena.get<double>(at_members) : s.sums;
+  std::uint16_t* moved = arena.get<std::uint16_t>(at_moved);
+  s.moved = moved;
   s.shift_k = arena.get<double>(at_shift_k), s.objective_k = arena.get<double>(at_objective_k);
   s.sum_xx = arena.get<double>(at_sum_xx), s.changed = changed, s.done = done, s.n_iter = n_iter;
   s.history = history, s.iteration = counters, s.finished = counters + 1, s.tickets = tickets;
@@ -428,6 +435,9 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   if (sort) {
     iota_kernel<<<static_cast<unsigned>((BN + 255) / 256), 256, 0, st>>>(iota, BN);
     FK_CUDA_LAUNCHED();
+    // The member sums start empty: the first assignment moves every point (from label -1).
+    FK_CUDA(cudaMemsetAsync(s.members, 0, sizeof(double) * BK * D, st));
+    FK_CUDA(cudaMemsetAsync(s.offsets, 0, sizeof(std::int32_t) * (BK + 1), st));
   }
   if (opt.metric == Metric::euclidean) batch_sums(pts.xx.get(), B, N, arena.get<double>(at_sum_xx), st);
 
@@ -443,8 +453,8 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = s.ct, a.h = s.h, a.metric = opt.metric;
   a.labels = out.labels, a.keys = keys, a.dist = dist, a.xx = pts.xx.get(), a.changed = changed;
   a.skip = done;
-  if (!sort) a.keys = nullptr;  // the dense and scan updates read labels, not sort keys
-  const bool relocate = opt.empty_clusters == EmptyClusters::relocate;
+  a.moved = moved;
+  if (!sort) a.keys = nullptr, a.moved = nullptr;  // the dense and scan updates read labels, not sort keys
   if (!relocate) a.dist = nullptr;  // only the relocation reads the distances of an iteration
 
   prepare_assign(s.plan);
@@ -460,6 +470,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
     if (s.dense) {
       dense_sums(s, pts.update, st, mark);
     } else {
+      leaving_sums(s, pts.update, st, mark);  // over the previous sorted order, which the sort overwrites
       std::size_t bytes = sort_bytes;
       FK_CUDA(cub::DeviceRadixSort::SortPairs(sort_tmp, bytes, keys, sorted_keys, iota, perm, static_cast<int>(BN), 0,
                                               bits, st));
@@ -497,7 +508,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
 
   if (opt.final_assignment) {
     AssignArgs last = a;
-    last.keys = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
+    last.keys = nullptr, last.moved = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
     launch_assign(s.plan, last, st);
   } else if (opt.tol > 0) {  // with tol <= 0 no batch converges: nothing to restore
     restore_converged(s, st);

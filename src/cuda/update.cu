@@ -66,8 +66,10 @@ __global__ void prepare_kernel(LoopState s, DType ct_type) {
                     [&](double v) { return block_sum(v, tmp, &red); });
 }
 
-// offsets[g] = first sorted position whose key is >= g.
-__global__ void offsets_kernel(const std::int32_t* keys, std::int64_t total, std::int64_t clusters, std::int32_t* offsets) {
+// offsets[g] = first sorted position whose key is >= g; the previous iteration's offsets move to
+// offsets_prev first (the leaving rows were summed over that order).
+__global__ void offsets_kernel(const std::int32_t* keys, std::int64_t total, std::int64_t clusters, std::int32_t* offsets,
+                               std::int32_t* offsets_prev) {
   const std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (g > clusters) return;
   std::int64_t lo = 0, hi = total;
@@ -75,13 +77,12 @@ __global__ void offsets_kernel(const std::int32_t* keys, std::int64_t total, std
     const std::int64_t mid = (lo + hi) / 2;
     if (keys[mid] < g) lo = mid + 1; else hi = mid;
   }
+  offsets_prev[g] = offsets[g];
   offsets[g] = static_cast<std::int32_t>(lo);
 }
 
-// One warp sums run p (s.run_rows consecutive sorted positions) segment by segment, in order. The
-// segment of cluster g in run p goes to partial row g + p: unique, because runs and clusters
-// both advance along the sorted order. A lane owns 4 adjacent columns (one vector load per row);
-// rows are fetched 8 at a time so that their loads are in flight together.
+// A lane owns 4 adjacent columns (one vector load per row); rows are fetched 8 at a time so that
+// their loads are in flight together.
 constexpr int kColsPerLane = 4;
 constexpr int kRowsInFlight = 8;
 constexpr int kDenseThreads = 256;
@@ -107,56 +108,92 @@ __device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool
   for (int e = 0; e < 4; ++e) v[e] = e < cols_left ? load_as_float(x.data, at + e, x.dtype) : 0.f;
 }
 
-__global__ void runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector) {
+// The sort path's update is incremental: each cluster's member sums (float64) persist across
+// iterations; an iteration adds the rows that joined a cluster and subtracts those that left it.
+// After the first iterations few points move (docs/perf-notes.md), so this reads a small share of
+// the rows a full sum would. Every input value is exact in float64, and the moves are added in the
+// sorted order (by cluster, then point id): the same result on every run.
+//
+// One warp walks run p (s.run_rows consecutive positions of a sorted order) and adds, segment by
+// segment, the rows of the points that moved this iteration; the other positions only delimit the
+// segments. The segment of cluster g in run p goes to out row g + p: unique, because runs and
+// clusters both advance along the sorted order. Over this iteration's sorted order these are the
+// rows that joined g; over the previous one (walked before the sort overwrites it), the rows that
+// left g. Positions are taken 32 at a time: ballots mark the moved points and the segment starts,
+// and only moved rows are read, 8 in flight.
+__global__ void moved_runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector, bool leaving, double* out) {
+  if (leaving && *s.iteration == 0) return;  // no previous order yet
   const std::int64_t p = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   const std::int64_t first = p * s.run_rows;
   if (first >= total) return;
   const std::int64_t last = min(total, first + s.run_rows);
   const unsigned n = static_cast<unsigned>(x.n);
+  const std::int64_t words = moved_words(x.n);
   for (std::int64_t d0 = 0; d0 < s.d; d0 += 32 * kColsPerLane) {
     const std::int64_t col = d0 + lane * kColsPerLane, cols_left = s.d - col;
-    float acc[kColsPerLane] = {};
+    double acc[kColsPerLane] = {};
     std::int32_t cur = s.sorted_keys[first];
     auto flush = [&] {
       if (cols_left > 0)
 #pragma unroll
         for (int u = 0; u < kColsPerLane; ++u)
-          if (u < cols_left) s.partial[(cur + p) * s.d + col + u] = acc[u];
+          if (u < cols_left) out[(cur + p) * s.d + col + u] = acc[u];
 #pragma unroll
-      for (int u = 0; u < kColsPerLane; ++u) acc[u] = 0.f;
+      for (int u = 0; u < kColsPerLane; ++u) acc[u] = 0;
     };
-    for (std::int64_t r0 = first; r0 < last; r0 += kRowsInFlight) {
-      const int count = static_cast<int>(last - r0 < kRowsInFlight ? last - r0 : kRowsInFlight);
-      // Lane l < count resolves row r0 + l once: its key, where it starts, its scale.
-      std::int32_t my_key = 0;
-      long long my_row = 0;
-      float my_scale = 1.f;
-      if (lane < count) {
-        my_key = s.sorted_keys[r0 + lane];
-        const unsigned id = static_cast<unsigned>(s.perm[r0 + lane]), b = id / n, i = id - b * n;
-        my_row = static_cast<long long>(b) * x.batch_stride + static_cast<long long>(i) * x.row_stride;
-        if (x.row_scale) my_scale = x.row_scale[id];
+    // Segment starts among the positions up to and including bit r (r < 32), in order.
+    auto close_segments = [&](unsigned& starts, std::int32_t key, unsigned upto) {
+      unsigned due = starts & upto;
+      starts &= ~upto;
+      while (due) {
+        flush();
+        cur = __shfl_sync(0xffffffffu, key, __ffs(due) - 1);
+        due &= due - 1;
       }
-      float v[kRowsInFlight][kColsPerLane];
-#pragma unroll
-      for (int rr = 0; rr < kRowsInFlight; ++rr) {
-        const long long row = __shfl_sync(0xffffffffu, my_row, rr);
-        if (rr < count && cols_left > 0) load4(x, row + col, vector, cols_left, v[rr]);
+    };
+    // The keys and ids of the next 32 positions load while this chunk's rows are read.
+    std::int32_t next_key = first + lane < last ? s.sorted_keys[first + lane] : 0;
+    std::int32_t next_id = first + lane < last ? s.perm[first + lane] : 0;
+    for (std::int64_t c0 = first; c0 < last; c0 += 32) {
+      const std::int64_t pos = c0 + lane;
+      const bool valid = pos < last;
+      const std::int32_t key = next_key, id_here = next_id;
+      if (pos + 32 < last) next_key = s.sorted_keys[pos + 32], next_id = s.perm[pos + 32];
+      long long row = 0;
+      float scale = 1.f;
+      bool moved = false;
+      if (valid) {
+        const unsigned id = static_cast<unsigned>(id_here), b = id / n, i = id - b * n;
+        moved = (s.moved[b * words + (i >> 4)] >> (i & 15) & 1u) && !s.done[b];
+        row = static_cast<long long>(b) * x.batch_stride + static_cast<long long>(i) * x.row_stride;
+        if (x.row_scale) scale = x.row_scale[id];
       }
+      std::int32_t before = __shfl_up_sync(0xffffffffu, key, 1);
+      if (lane == 0) before = cur;
+      unsigned starts = __ballot_sync(0xffffffffu, valid && key != before);
+      unsigned moves = __ballot_sync(0xffffffffu, moved);
+      while (moves) {
+        int at[kRowsInFlight];
+        float v[kRowsInFlight][kColsPerLane];
 #pragma unroll
-      for (int rr = 0; rr < kRowsInFlight; ++rr) {
-        const std::int32_t key = __shfl_sync(0xffffffffu, my_key, rr);
-        const float scale = __shfl_sync(0xffffffffu, my_scale, rr);
-        if (rr >= count) break;
-        if (key != cur) {
-          flush();
-          cur = key;
+        for (int u = 0; u < kRowsInFlight; ++u) {
+          at[u] = moves ? __ffs(moves) - 1 : -1;  // warp-uniform
+          moves &= moves - 1;
+          const long long r = __shfl_sync(0xffffffffu, row, at[u] < 0 ? 0 : at[u]);
+          if (at[u] >= 0 && cols_left > 0) load4(x, r + col, vector, cols_left, v[u]);
         }
-        if (cols_left > 0)
 #pragma unroll
-          for (int u = 0; u < kColsPerLane; ++u) acc[u] += x.row_scale ? v[rr][u] * scale : v[rr][u];
+        for (int u = 0; u < kRowsInFlight; ++u) {
+          if (at[u] < 0) break;
+          close_segments(starts, key, (2u << at[u]) - 1);  // at[u] = 31: every bit
+          const float sc = __shfl_sync(0xffffffffu, scale, at[u]);
+          if (cols_left > 0)
+#pragma unroll
+            for (int c = 0; c < kColsPerLane; ++c) acc[c] += x.row_scale ? v[u][c] * sc : v[u][c];
+        }
       }
+      close_segments(starts, key, ~0u);
     }
     flush();
   }
@@ -247,16 +284,25 @@ __global__ void dense_combine_kernel(LoopState s, std::int64_t blocks_per_batch)
   s.sums[g * s.d + col] = sum;
 }
 
-// sums[g] = the partial rows of cluster g added in run order (float64); counts from the offsets.
+// members[g] += the rows that joined g - the rows that left it (each the partial rows of g added
+// in run order, float64); sums[g] = members[g]; counts from the offsets.
 __global__ void combine_kernel(LoopState s) {
   const std::int64_t g = blockIdx.x, col = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (s.done[g / s.k]) return;
   const std::int64_t lo = s.offsets[g], hi = s.offsets[g + 1];
   if (col == 0) s.counts[g] = hi - lo;
   if (col >= s.d) return;
-  double sum = 0;
-  if (hi > lo)
-    for (std::int64_t p = lo / s.run_rows; p <= (hi - 1) / s.run_rows; ++p) sum += s.partial[(g + p) * s.d + col];
-  s.sums[g * s.d + col] = sum;
+  auto run_sum = [&](const double* part, std::int64_t a, std::int64_t e) {
+    double sum = 0;
+    if (e > a)
+      for (std::int64_t p = a / s.run_rows; p <= (e - 1) / s.run_rows; ++p) sum += part[(g + p) * s.d + col];
+    return sum;
+  };
+  const double joined = run_sum(s.joined, lo, hi);
+  const double left = *s.iteration == 0 ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1]);
+  const double m = s.members[g * s.d + col] + (joined - left);
+  s.members[g * s.d + col] = m;
+  if (s.sums != s.members) s.sums[g * s.d + col] = m;
 }
 
 // Empty clusters take the points farthest from their centroids, farthest first (ties: lower
@@ -699,15 +745,23 @@ void prepare_centroids(const LoopState& s, cudaStream_t stream) {
   FK_CUDA_LAUNCHED();
 }
 
+void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
+  const std::int64_t total = s.batches * s.n, runs = (total + s.run_rows - 1) / s.run_rows;
+  moved_runs_kernel<<<blocks_for(runs * 32, 256), 256, 0, stream>>>(s, x, total, vector_rows(x, s.d), true, s.left);
+  FK_CUDA_LAUNCHED();
+  mark("leaving");
+}
+
 void cluster_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
   const std::int64_t total = s.batches * s.n, clusters = s.batches * s.k;
-  offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(s.sorted_keys, total, clusters, s.offsets);
+  offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(s.sorted_keys, total, clusters, s.offsets,
+                                                                     s.offsets_prev);
   FK_CUDA_LAUNCHED();
   mark("offsets");
   const std::int64_t runs = (total + s.run_rows - 1) / s.run_rows;
-  runs_kernel<<<blocks_for(runs * 32, 256), 256, 0, stream>>>(s, x, total, vector_rows(x, s.d));
+  moved_runs_kernel<<<blocks_for(runs * 32, 256), 256, 0, stream>>>(s, x, total, vector_rows(x, s.d), false, s.joined);
   FK_CUDA_LAUNCHED();
-  mark("runs");
+  mark("joining");
   combine_kernel<<<dim3(static_cast<unsigned>(clusters), blocks_for(s.d, kBlock)), kBlock, 0, stream>>>(s);
   FK_CUDA_LAUNCHED();
   mark("combine");

@@ -1,6 +1,7 @@
 // The centroid update on the device, without float atomics and in a fixed order (deterministic):
 // sort-inverse (point ids sorted by cluster), per-warp partial sums over fixed runs of the sorted
-// order, an ordered combine per cluster, then the division. Also the per-iteration bookkeeping
+// order, an ordered combine per cluster, then the division. The sort path is incremental: member
+// sums persist in float64, and each iteration reads only the rows of the points that moved. Also the per-iteration bookkeeping
 // that keeps the whole loop on the device. Small problems (scan path) do all of the update in one
 // kernel: each cluster's block finds its members in the labels.
 #pragma once
@@ -47,7 +48,13 @@ struct LoopState {
   const std::int32_t* sorted_keys = nullptr;  ///< (B * N)
   const std::int32_t* perm = nullptr;         ///< (B * N) point ids in sorted order
   std::int32_t* offsets = nullptr;            ///< (B * K + 1)
-  float* partial = nullptr;                   ///< sort path: (B * N / run_rows + B * K + 1, D); dense: (blocks, K, D)
+  std::int32_t* offsets_prev = nullptr;       ///< (B * K + 1) the previous iteration's offsets
+  const std::uint16_t* moved = nullptr;       ///< (B, moved_words(N)) bits: this iteration changed the label
+  double* joined = nullptr;                   ///< (B * N / run_rows + B * K + 1, D) per run and cluster
+  double* left = nullptr;                     ///< the same, for the rows that left (previous order)
+  double* members = nullptr;                  ///< (B, K, D) member sums kept across iterations; == sums
+                                              ///< unless the relocation edits sums
+  float* partial = nullptr;                   ///< dense: (blocks, K, D)
   int run_rows = 256;                         ///< sort path: sorted positions per warp
   // dense path (K * D small): per-block sums in shared memory, no sort
   bool dense = false;
@@ -91,7 +98,11 @@ int plan_run_rows(std::int64_t total, int multiprocessors);
 /// The compute-type centroids and score offsets of every batch, from s.c.
 void prepare_centroids(const LoopState& s, cudaStream_t stream);
 
-/// Sorted keys -> per-cluster offsets -> per-run partial sums -> ordered per-cluster sums.
+/// The sort path, before the sort: the rows that left each cluster, over the previous sorted order.
+void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
+
+/// The sort path, after the sort: per-cluster offsets, the rows that joined each cluster, and the
+/// member sums and counts brought up to date (s.members, then s.sums and s.counts).
 void cluster_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
 
 /// The dense path: per-block sums of the labelled points in shared memory (fixed order), then
