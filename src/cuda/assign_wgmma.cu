@@ -80,6 +80,16 @@ __device__ __forceinline__ void product(float (&d)[BN / 2], std::uint64_t a, std
 }
 #endif
 
+// The slot and phase parity of a ring of barriers, advanced one use at a time: the slot counts
+// are run-time values, and divisions by them showed in the SASS of the main loop.
+struct Ring {
+  int stage = 0;
+  std::uint32_t phase = 0;
+  __device__ void advance(int slots) {
+    if (++stage == slots) stage = 0, phase ^= 1u;
+  }
+};
+
 template <MmaKind KIND, int BN, int MT>
 __global__ void __launch_bounds__(kThreads, 1)
     assign_wgmma_kernel(AssignArgs a, Shape sh, const __grid_constant__ CUtensorMap centroid_map,
@@ -124,13 +134,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int role = warp - kConsumerThreads / 32;
     if (role > 1 || lane != 0) return;
     int it = 0, local = 0;
+    Ring ring, x_ring;
     for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
       if (a.skip && a.skip[b]) continue;
       if (role == 0) {
-        for (int j = 0; j < col_tiles; ++j, ++it) {
-          const int st = it % S;
-          if (it >= S) hopper::barrier_wait(empty + st, ((it / S) - 1) & 1);
+        for (int j = 0; j < col_tiles; ++j, ++it, ring.advance(S)) {
+          const int st = ring.stage;
+          if (it >= S) hopper::barrier_wait(empty + st, ring.phase ^ 1u);  // the round before's release
           hopper::barrier_expect_bytes(full + st, c_bytes);
           const int row = static_cast<int>(b * sh.kp + j * BN);
 #pragma unroll
@@ -138,15 +149,15 @@ __global__ void __launch_bounds__(kThreads, 1)
             hopper::tensor_load_2d(cs + st * c_bytes + kb * BN * 128, &centroid_map, kb * (128 / ES), row, full + st);
         }
       } else {
-        const int xb = local % XB;
-        if (local >= XB) hopper::barrier_wait(x_empty + xb, ((local / XB) - 1) & 1);
+        const int xb = x_ring.stage;
+        if (local >= XB) hopper::barrier_wait(x_empty + xb, x_ring.phase ^ 1u);
         hopper::barrier_expect_bytes(x_full + xb, x_bytes);
 #pragma unroll
         for (int kb = 0; kb < RB / 128; ++kb)
           hopper::tensor_load_3d(xs + xb * x_bytes + kb * BM * 128, &point_map, kb * (128 / ES), static_cast<int>(row0),
                                  static_cast<int>(b), x_full + xb);
       }
-      ++local;
+      ++local, x_ring.advance(XB);
     }
     return;
   }
@@ -209,11 +220,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     hopper::wgmma_commit();
   };
 
-  int it = 0, local = 0;
+  Ring ring, x_ring;
   for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
     if (a.skip && a.skip[b]) continue;
-    const int xb = local % XB;
+    const int xb = x_ring.stage;
     unsigned char* xt = xs + xb * x_bytes;
     // The rows' previous labels and norms, read now: their latency hides under the products (read
     // at the end, they held every point tile up by a few global-memory round trips).
@@ -227,7 +238,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         old_label[m][hr] = -1, xx_row[m][hr] = 0.f;
         if (t == 0 && row < a.n) old_label[m][hr] = a.labels[b * a.n + row], xx_row[m][hr] = norm_for_distance(a, b * a.n + row);
       }
-    hopper::barrier_wait(x_full + xb, (local / XB) & 1);
+    hopper::barrier_wait(x_full + xb, x_ring.phase);
     const std::uint64_t x_desc = hopper::descriptor(xt);
     if constexpr (RS) {  // the points are in registers now: the buffer can take the next tile
       load_fragments(xt);
@@ -265,31 +276,32 @@ __global__ void __launch_bounds__(kThreads, 1)
     };
 
     load_h(hb, 0);
-    hopper::barrier_wait(full + it % S, (it / S) & 1);
+    hopper::barrier_wait(full + ring.stage, ring.phase);
     hopper::fence_async_shared();
 #pragma unroll
     for (int m = 0; m < MT; ++m) init_slice(m);
 #pragma unroll
-    for (int m = 0; m < MT; ++m) issue_slice(m, it % S, x_desc);
+    for (int m = 0; m < MT; ++m) issue_slice(m, ring.stage, x_desc);
     // Every slice of a tile completes before any is folded; the other warp group's products
     // keep the tensor cores busy meanwhile. (Folding one slice while the other's products run
     // needs partial waits, which ptxas cannot prove safe: it serialises the products then.)
-    for (int j = 0; j < col_tiles; ++j, ++it) {
+    for (int j = 0; j < col_tiles; ++j, ring.advance(S)) {
       if (j + 1 < col_tiles) load_h(hb, j + 1);
       hopper::wgmma_wait<0>();
 #pragma unroll
       for (int m = 0; m < MT; ++m) hopper::fence_registers(acc[m]);
-      if (lane == 0) hopper::barrier_arrive(empty + it % S);  // the stage's last reader is done
+      if (lane == 0) hopper::barrier_arrive(empty + ring.stage);  // the stage's last reader is done
 #pragma unroll
       for (int m = 0; m < MT; ++m) fold(m, j);
       if (j + 1 < col_tiles) {
-        const int next_st = (it + 1) % S;
+        Ring next = ring;
+        next.advance(S);
 #pragma unroll
         for (int m = 0; m < MT; ++m) init_slice(m);
-        hopper::barrier_wait(full + next_st, ((it + 1) / S) & 1);
+        hopper::barrier_wait(full + next.stage, next.phase);
         hopper::fence_async_shared();
 #pragma unroll
-        for (int m = 0; m < MT; ++m) issue_slice(m, next_st, x_desc);
+        for (int m = 0; m < MT; ++m) issue_slice(m, next.stage, x_desc);
       }
     }
     if (!RS && lane == 0) hopper::barrier_arrive(x_empty + xb);  // every product on this point tile is done
@@ -319,7 +331,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int off = 16; off > 0; off >>= 1) moved += __shfl_xor_sync(0xffffffffu, moved, off);
       if (lane == 0 && moved) atomicAdd(a.changed + b, moved);
     }
-    ++local;
+    x_ring.advance(XB);
   }
 #endif
 }

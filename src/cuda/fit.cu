@@ -469,17 +469,17 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
     }
     if (s.dense) {
       dense_sums(s, pts.update, st, mark);
-    } else {
-      leaving_sums(s, pts.update, st, mark);  // over the previous sorted order, which the sort overwrites
-      std::size_t bytes = sort_bytes;
-      FK_CUDA(cub::DeviceRadixSort::SortPairs(sort_tmp, bytes, keys, sorted_keys, iota, perm, static_cast<int>(BN), 0,
-                                              bits, st));
-      mark("sort");
-      cluster_sums(s, pts.update, st, mark);
+      if (relocate) relocate_empty(s, pts.update, st);
+      mark("relocate");
+      finish_iteration(s, st, mark);
+      return;
     }
-    if (relocate) relocate_empty(s, pts.update, st);
-    mark("relocate");
-    finish_iteration(s, st, mark);
+    leaving_sums(s, pts.update, st, mark);  // over the previous sorted order, which the sort overwrites
+    std::size_t bytes = sort_bytes;
+    FK_CUDA(cub::DeviceRadixSort::SortPairs(sort_tmp, bytes, keys, sorted_keys, iota, perm, static_cast<int>(BN), 0,
+                                            bits, st));
+    mark("sort");
+    sort_update(s, pts.update, relocate, st, mark);  // sums, centroids, relocation, bookkeeping
   };
   if (StageProfiler* prof = StageProfiler::from_env()) {
     for (int it = 0; it < opt.max_iter; ++it) {

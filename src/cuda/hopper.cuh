@@ -30,15 +30,19 @@ __device__ __forceinline__ void barrier_arrive(std::uint64_t* bar) {
   asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(smem_address(bar)) : "memory");
 }
 
-// Waits until the barrier's phase with this parity has completed.
+constexpr std::uint32_t kSuspendHintNs = 1000000;
+
+// Waits until the barrier's phase with this parity has completed. The suspend-time hint lets the
+// thread sleep in try_wait until the phase completes (or the hint's time, in ns, passes) instead
+// of returning at once: a spinning waiter takes issue slots from the warps that compute.
 __device__ __forceinline__ void barrier_wait(std::uint64_t* bar, std::uint32_t parity) {
   const std::uint32_t addr = smem_address(bar);
   std::uint32_t done = 0;
   do {
     asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, %3;\nselp.u32 %0, 1, 0, p;\n}\n"
         : "=r"(done)
-        : "r"(addr), "r"(parity)
+        : "r"(addr), "r"(parity), "r"(kSuspendHintNs)
         : "memory");
   } while (!done);
 }

@@ -119,16 +119,24 @@ __device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool
 // segments. The segment of cluster g in run p goes to out row g + p: unique, because runs and
 // clusters both advance along the sorted order. Over this iteration's sorted order these are the
 // rows that joined g; over the previous one (walked before the sort overwrites it), the rows that
-// left g. Positions are taken 32 at a time: ballots mark the moved points and the segment starts,
-// and only moved rows are read, 8 in flight.
-__global__ void moved_runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector, bool leaving, double* out) {
+// left g. The walk takes kWalkStep positions at a time, 8 loads per lane in flight: it lists the
+// step's moved points and segment starts in shared memory, in order, then reads the listed rows
+// 8 at a time (a step of 32 positions had left the warp waiting on one round trip after another).
+constexpr int kWalkThreads = 256;
+constexpr int kWalkStep = 256;
+
+__global__ void __launch_bounds__(kWalkThreads)
+    moved_runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector, bool leaving, double* out) {
+  constexpr int kWarps = kWalkThreads / 32, kPerLane = kWalkStep / 32;
+  __shared__ std::int32_t moved_id[kWarps][kWalkStep], start_key[kWarps][kWalkStep];
+  __shared__ std::uint8_t moved_at[kWarps][kWalkStep], start_at[kWarps][kWalkStep];  // position in the step
   if (leaving && *s.iteration == 0) return;  // no previous order yet
   const std::int64_t p = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::int64_t first = p * s.run_rows;
   if (first >= total) return;
   const std::int64_t last = min(total, first + s.run_rows);
-  const unsigned n = static_cast<unsigned>(x.n);
+  const unsigned n = static_cast<unsigned>(x.n), below = (1u << lane) - 1;
   const std::int64_t words = moved_words(x.n);
   for (std::int64_t d0 = 0; d0 < s.d; d0 += 32 * kColsPerLane) {
     const std::int64_t col = d0 + lane * kColsPerLane, cols_left = s.d - col;
@@ -142,58 +150,68 @@ __global__ void moved_runs_kernel(LoopState s, PointsView x, std::int64_t total,
 #pragma unroll
       for (int u = 0; u < kColsPerLane; ++u) acc[u] = 0;
     };
-    // Segment starts among the positions up to and including bit r (r < 32), in order.
-    auto close_segments = [&](unsigned& starts, std::int32_t key, unsigned upto) {
-      unsigned due = starts & upto;
-      starts &= ~upto;
-      while (due) {
-        flush();
-        cur = __shfl_sync(0xffffffffu, key, __ffs(due) - 1);
-        due &= due - 1;
-      }
-    };
-    // The keys and ids of the next 32 positions load while this chunk's rows are read.
-    std::int32_t next_key = first + lane < last ? s.sorted_keys[first + lane] : 0;
-    std::int32_t next_id = first + lane < last ? s.perm[first + lane] : 0;
-    for (std::int64_t c0 = first; c0 < last; c0 += 32) {
-      const std::int64_t pos = c0 + lane;
-      const bool valid = pos < last;
-      const std::int32_t key = next_key, id_here = next_id;
-      if (pos + 32 < last) next_key = s.sorted_keys[pos + 32], next_id = s.perm[pos + 32];
-      long long row = 0;
-      float scale = 1.f;
-      bool moved = false;
-      if (valid) {
-        const unsigned id = static_cast<unsigned>(id_here), b = id / n, i = id - b * n;
-        moved = (s.moved[b * words + (i >> 4)] >> (i & 15) & 1u) && !s.done[b];
-        row = static_cast<long long>(b) * x.batch_stride + static_cast<long long>(i) * x.row_stride;
-        if (x.row_scale) scale = x.row_scale[id];
-      }
-      std::int32_t before = __shfl_up_sync(0xffffffffu, key, 1);
-      if (lane == 0) before = cur;
-      unsigned starts = __ballot_sync(0xffffffffu, valid && key != before);
-      unsigned moves = __ballot_sync(0xffffffffu, moved);
-      while (moves) {
-        int at[kRowsInFlight];
-        float v[kRowsInFlight][kColsPerLane];
+    for (std::int64_t c0 = first; c0 < last; c0 += kWalkStep) {
+      std::int32_t key[kPerLane], id[kPerLane];
 #pragma unroll
-        for (int u = 0; u < kRowsInFlight; ++u) {
-          at[u] = moves ? __ffs(moves) - 1 : -1;  // warp-uniform
-          moves &= moves - 1;
-          const long long r = __shfl_sync(0xffffffffu, row, at[u] < 0 ? 0 : at[u]);
-          if (at[u] >= 0 && cols_left > 0) load4(x, r + col, vector, cols_left, v[u]);
+      for (int u = 0; u < kPerLane; ++u) {
+        const std::int64_t pos = c0 + 32 * u + lane;
+        key[u] = pos < last ? s.sorted_keys[pos] : -1;
+        id[u] = pos < last ? s.perm[pos] : 0;
+      }
+      // List the step's segment starts and moved points, in sorted order.
+      int starts = 0, moves = 0;
+#pragma unroll
+      for (int u = 0; u < kPerLane; ++u) {
+        const bool valid = key[u] >= 0;
+        const unsigned pid = static_cast<unsigned>(id[u]), b = pid / n, i = pid - b * n;
+        const bool moved = valid && (s.moved[b * words + (i >> 4)] >> (i & 15) & 1u) && !s.done[b];
+        const std::int32_t up = __shfl_up_sync(0xffffffffu, key[u], 1);
+        const std::int32_t prev_last = u == 0 ? cur : __shfl_sync(0xffffffffu, key[u > 0 ? u - 1 : 0], 31);
+        const bool start = valid && key[u] != (lane == 0 ? prev_last : up);
+        const unsigned sm = __ballot_sync(0xffffffffu, start), mm = __ballot_sync(0xffffffffu, moved);
+        if (start) {
+          start_key[warp][starts + __popc(sm & below)] = key[u];
+          start_at[warp][starts + __popc(sm & below)] = static_cast<std::uint8_t>(32 * u + lane);
+        }
+        if (moved) {
+          moved_id[warp][moves + __popc(mm & below)] = id[u];
+          moved_at[warp][moves + __popc(mm & below)] = static_cast<std::uint8_t>(32 * u + lane);
+        }
+        starts += __popc(sm), moves += __popc(mm);
+      }
+      __syncwarp();
+      // Add the listed rows, 8 loads in flight; close a segment at each listed start before them.
+      int f = 0;
+      for (int e0 = 0; e0 < moves; e0 += kRowsInFlight) {
+        float v[kRowsInFlight][kColsPerLane], sc[kRowsInFlight];
+#pragma unroll
+        for (int r = 0; r < kRowsInFlight; ++r) {
+          sc[r] = 1.f;
+          if (e0 + r < moves) {
+            const unsigned pid = static_cast<unsigned>(moved_id[warp][e0 + r]), b = pid / n, i = pid - b * n;
+            const long long row = static_cast<long long>(b) * x.batch_stride + static_cast<long long>(i) * x.row_stride;
+            if (cols_left > 0) load4(x, row + col, vector, cols_left, v[r]);
+            if (x.row_scale) sc[r] = x.row_scale[pid];
+          }
         }
 #pragma unroll
-        for (int u = 0; u < kRowsInFlight; ++u) {
-          if (at[u] < 0) break;
-          close_segments(starts, key, (2u << at[u]) - 1);  // at[u] = 31: every bit
-          const float sc = __shfl_sync(0xffffffffu, scale, at[u]);
+        for (int r = 0; r < kRowsInFlight; ++r) {
+          if (e0 + r >= moves) break;
+          const int at = moved_at[warp][e0 + r];
+          for (; f < starts && start_at[warp][f] <= at; ++f) {
+            flush();
+            cur = start_key[warp][f];
+          }
           if (cols_left > 0)
 #pragma unroll
-            for (int c = 0; c < kColsPerLane; ++c) acc[c] += x.row_scale ? v[u][c] * sc : v[u][c];
+            for (int c = 0; c < kColsPerLane; ++c) acc[c] += x.row_scale ? v[r][c] * sc[r] : v[r][c];
         }
       }
-      close_segments(starts, key, ~0u);
+      for (; f < starts; ++f) {
+        flush();
+        cur = start_key[warp][f];
+      }
+      __syncwarp();  // the lists are rewritten by the next step
     }
     flush();
   }
@@ -282,27 +300,6 @@ __global__ void dense_combine_kernel(LoopState s, std::int64_t blocks_per_batch)
     for (int u = 0; u < kInFlight; ++u) sum += v[u];
   }
   s.sums[g * s.d + col] = sum;
-}
-
-// members[g] += the rows that joined g - the rows that left it (each the partial rows of g added
-// in run order, float64); sums[g] = members[g]; counts from the offsets.
-__global__ void combine_kernel(LoopState s) {
-  const std::int64_t g = blockIdx.x, col = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (s.done[g / s.k]) return;
-  const std::int64_t lo = s.offsets[g], hi = s.offsets[g + 1];
-  if (col == 0) s.counts[g] = hi - lo;
-  if (col >= s.d) return;
-  auto run_sum = [&](const double* part, std::int64_t a, std::int64_t e) {
-    double sum = 0;
-    if (e > a)
-      for (std::int64_t p = a / s.run_rows; p <= (e - 1) / s.run_rows; ++p) sum += part[(g + p) * s.d + col];
-    return sum;
-  };
-  const double joined = run_sum(s.joined, lo, hi);
-  const double left = *s.iteration == 0 ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1]);
-  const double m = s.members[g * s.d + col] + (joined - left);
-  s.members[g * s.d + col] = m;
-  if (s.sums != s.members) s.sums[g * s.d + col] = m;
 }
 
 // Empty clusters take the points farthest from their centroids, farthest first (ties: lower
@@ -547,6 +544,48 @@ __device__ void relocate_batch(const LoopState& s, const PointsView& x, std::int
   });
 }
 
+// The sort path's last step, one block per cluster g: members[g] += the rows that joined g - the
+// rows that left it (each the partial rows of g added in run order, float64), the count from the
+// offsets, then the new centroid; the batch's last block relocates and does the bookkeeping (as
+// the scan path does). sums_row, old_row, row: D values of shared memory each.
+__global__ void sort_finish_kernel(LoopState s, PointsView x, bool relocate, DType ct_type) {
+  __shared__ typename BlockReducer<kBlock>::Storage red_storage;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const BlockReducer<kBlock> red{&red_storage};
+  const std::int64_t g = blockIdx.x, b = g / s.k, j = g % s.k, D = s.d;
+  double* sums_row = reinterpret_cast<double*>(smem);
+  float* old_row = reinterpret_cast<float*>(sums_row + D);
+  float* row = old_row + D;
+  if (!s.done[b]) {
+    const std::int64_t lo = s.offsets[g], hi = s.offsets[g + 1];
+    const bool first_iteration = *s.iteration == 0;
+    auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
+      double sum = 0;
+      if (to > from)
+        for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
+      return sum;
+    };
+    for (std::int64_t col = threadIdx.x; col < D; col += blockDim.x) {
+      const double joined = run_sum(s.joined, lo, hi, col);
+      const double left = first_iteration ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1], col);
+      const double m = s.members[g * D + col] + (joined - left);
+      s.members[g * D + col] = m;
+      if (s.sums != s.members) s.sums[g * D + col] = m;  // for the relocation, which edits sums
+      sums_row[col] = m;
+      old_row[col] = s.c[g * D + col];
+    }
+    if (threadIdx.x == 0) s.counts[g] = hi - lo;
+    __syncthreads();
+    finalize_cluster(s, ct_type, b, j, hi - lo, sums_row, old_row, row, s.c_prev + g * D, red);
+  }
+  if (!last_of_batch(s, b, static_cast<unsigned>(s.k))) return;
+  if (!s.done[b]) {
+    if (relocate) relocate_batch(s, x, b, ct_type, sums_row, old_row, row, red);
+    bookkeeping_batch(s, b, red);
+  }
+  finish_batch(s);
+}
+
 // The fused update for small problems (s.scan): one block per cluster (b, j) finds its members by
 // reading the batch's labels, adds their rows in a fixed order, finalises the centroid; the
 // batch's last block relocates and does the bookkeeping. One launch after the assignment instead
@@ -747,24 +786,29 @@ void prepare_centroids(const LoopState& s, cudaStream_t stream) {
 
 void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
   const std::int64_t total = s.batches * s.n, runs = (total + s.run_rows - 1) / s.run_rows;
-  moved_runs_kernel<<<blocks_for(runs * 32, 256), 256, 0, stream>>>(s, x, total, vector_rows(x, s.d), true, s.left);
+  moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
+                                                                                      true, s.left);
   FK_CUDA_LAUNCHED();
   mark("leaving");
 }
 
-void cluster_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
+std::size_t sort_finish_smem_bytes(std::int64_t d) { return static_cast<std::size_t>(d) * 16; }
+
+void sort_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark) {
   const std::int64_t total = s.batches * s.n, clusters = s.batches * s.k;
   offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(s.sorted_keys, total, clusters, s.offsets,
                                                                      s.offsets_prev);
   FK_CUDA_LAUNCHED();
   mark("offsets");
   const std::int64_t runs = (total + s.run_rows - 1) / s.run_rows;
-  moved_runs_kernel<<<blocks_for(runs * 32, 256), 256, 0, stream>>>(s, x, total, vector_rows(x, s.d), false, s.joined);
+  moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
+                                                                                      false, s.joined);
   FK_CUDA_LAUNCHED();
   mark("joining");
-  combine_kernel<<<dim3(static_cast<unsigned>(clusters), blocks_for(s.d, kBlock)), kBlock, 0, stream>>>(s);
+  sort_finish_kernel<<<static_cast<unsigned>(clusters), kBlock, sort_finish_smem_bytes(s.d), stream>>>(
+      s, x, relocate, compute_dtype(s.plan.kind));
   FK_CUDA_LAUNCHED();
-  mark("combine");
+  mark("finish");
 }
 
 void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes) {
@@ -849,6 +893,9 @@ void prepare_update(const LoopState& s) {
   const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(s.d);
   if (row_bytes > 48 * 1024)
     FK_CUDA(cudaFuncSetAttribute(finalize_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(row_bytes)));
+  if (sort_finish_smem_bytes(s.d) > 48 * 1024)
+    FK_CUDA(cudaFuncSetAttribute(sort_finish_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(sort_finish_smem_bytes(s.d))));
 }
 
 void finish_iteration(const LoopState& s, cudaStream_t stream, const StageMark& mark) {

@@ -101,9 +101,11 @@ void prepare_centroids(const LoopState& s, cudaStream_t stream);
 /// The sort path, before the sort: the rows that left each cluster, over the previous sorted order.
 void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
 
-/// The sort path, after the sort: per-cluster offsets, the rows that joined each cluster, and the
-/// member sums and counts brought up to date (s.members, then s.sums and s.counts).
-void cluster_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
+/// The sort path, after the sort: per-cluster offsets, the rows that joined each cluster, then per
+/// cluster the member sums and count brought up to date and the new centroid; per batch, the
+/// relocation of empty clusters (when asked) and the bookkeeping. Replaces relocate_empty and
+/// finish_iteration on this path.
+void sort_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark);
 
 /// The dense path: per-block sums of the labelled points in shared memory (fixed order), then
 /// an ordered combine per cluster. Replaces the sort and cluster_sums when s.dense.
