@@ -25,7 +25,8 @@ struct AssignPlan {
   int smem_bytes = 0;
   // The Hopper kernel (assign_wgmma.cu): warp-group products, persistent blocks.
   bool wgmma = false;
-  int slices = 1;         ///< 64-point slices per warp group: 128 * slices points per tile
+  int slices = 1;         ///< 64-point slices per warp group: 64 * groups * slices points per tile
+  int groups = 2;         ///< consumer warp groups per block (2 or 3)
   int point_buffers = 1;  ///< point tiles held (2: the next one loads while this one is used)
   int stages = 0;         ///< centroid tiles in flight
   int blocks = 0;         ///< persistent blocks (one per multiprocessor)
@@ -34,7 +35,7 @@ struct AssignPlan {
 /// Rows of the points must start 16-byte aligned (checked by the caller, which stages otherwise).
 /// On a Hopper device the plan is the wgmma kernel's where the shape fits it (16-bit and tf32
 /// products, 64 < D <= 128, K > 128). For tuning, FLASHKMEANS_ASSIGN=mma forces the mma.sync
-/// kernel and FLASHKMEANS_WGMMA=bn,slices,buffers,stages overrides the wgmma kernel's tiles.
+/// kernel and FLASHKMEANS_WGMMA=bn,slices,buffers,stages[,groups] overrides the wgmma kernel's tiles.
 AssignPlan assign_plan(MmaKind kind, std::int64_t k, std::int64_t d, int device);
 
 struct AssignArgs {

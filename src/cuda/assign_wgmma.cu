@@ -3,14 +3,14 @@
 // 64 x N x k-step instead of a stream of fragment loads and mma.sync; the argmin stays fused
 // (scores never leave registers).
 //
-// A block is persistent (one per multiprocessor) and walks over tiles of 128 * MT points:
+// A block is persistent (one per multiprocessor) and walks over tiles of 64 * GROUPS * MT points:
 //   - two producer warps, one lane each, load by TMA: one the point tiles (double-buffered where
 //     they stay in shared memory, so the next one loads while this one is used), the other the
 //     centroid tiles through a ring of stages; copies arrive on shared-memory barriers, consumers
 //     hand buffers back through another barrier;
-//   - two consumer warp groups own MT slices of 64 points each; per centroid tile they start the
+//   - GROUPS consumer warp groups own MT slices of 64 points each; per centroid tile they start the
 //     accumulators at -h_k, issue the products of every slice, and fold each slice into a running
-//     maximum (score = h_k - x.c, the best centroid maximises -score); the other warp group's
+//     maximum (score = h_k - x.c, the best centroid maximises -score); the other warp groups'
 //     products keep the tensor cores busy meanwhile;
 //   - for tf32 (RS), each consumer thread reads its rows of the point tile into registers once,
 //     the products take them as operand A and the point buffer is handed back at once: only the
@@ -38,8 +38,8 @@ namespace flashkmeans::cuda {
 
 namespace {
 
-constexpr int kConsumerThreads = 256;               // two warp groups
-constexpr int kThreads = kConsumerThreads + 128;    // and a producer warp group (two lanes load)
+// Consumer warp groups per block (2 or 3) and a producer warp group (two lanes load).
+__host__ __device__ constexpr int block_threads(int groups) { return (groups + 1) * 128; }
 constexpr int kMaxStages = 4;
 constexpr int kSmemLimit = 227 * 1024;
 constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
@@ -90,8 +90,8 @@ struct Ring {
   }
 };
 
-template <MmaKind KIND, int BN, int MT>
-__global__ void __launch_bounds__(kThreads, 1)
+template <MmaKind KIND, int BN, int MT, int GROUPS>
+__global__ void __launch_bounds__(block_threads(GROUPS), 1)
     assign_wgmma_kernel(AssignArgs a, Shape sh, const __grid_constant__ CUtensorMap centroid_map,
                         const __grid_constant__ CUtensorMap point_map) {
 #if FK_HOPPER
@@ -99,7 +99,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // tf32: the points' operand from registers (see the top of the file and plan_wgmma).
   constexpr bool RS = KIND == MmaKind::tf32;
   constexpr int ES = element_size(KIND);
-  constexpr int BM = 128 * MT;
+  static_assert(GROUPS == 2 || (GROUPS == 3 && MT == 1 && KIND != MmaKind::tf32), "three groups: one 16-bit slice each");
+  constexpr int BM = 64 * GROUPS * MT;
+  constexpr int kConsumerThreads = GROUPS * 128;
   constexpr int RB = row_bytes(KIND);
   constexpr int KSTEPS = RB / 32;                // 32 bytes per k step: 16 elements of 16 bits or 8 of tf32
   constexpr int x_bytes = BM * RB, c_bytes = BN * RB;
@@ -114,8 +116,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   std::uint64_t* x_empty = x_full + 2;
 
   if (threadIdx.x == 0) {
-    for (int s = 0; s < S; ++s) hopper::barrier_init(full + s, 1), hopper::barrier_init(empty + s, 8);
-    for (int s = 0; s < XB; ++s) hopper::barrier_init(x_full + s, 1), hopper::barrier_init(x_empty + s, 8);
+    for (int s = 0; s < S; ++s) hopper::barrier_init(full + s, 1), hopper::barrier_init(empty + s, 4 * GROUPS);
+    for (int s = 0; s < XB; ++s) hopper::barrier_init(x_full + s, 1), hopper::barrier_init(x_empty + s, 4 * GROUPS);
     hopper::fence_async_shared();  // the initialised barriers visible to the copies (async proxy)
   }
   __syncthreads();
@@ -164,7 +166,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // Consumers. Accumulator register i of a slice holds row 16 * warp + g (+8 when i & 2) and
   // column 8 * (i / 4) + 2 * t + (i & 1) of the 64 x BN product.
-  hopper::claim_registers<232>();
+  // Registers: 2 groups x 128 x 232 + 128 x 40 (producers), or 3 x 128 x 152 + 128 x 40, of 65,536.
+  hopper::claim_registers<GROUPS == 2 ? 232 : 152>();
   const int wg = warp / 4, wl = warp % 4, g = lane / 4, t = lane % 4;
   const std::uint64_t c_desc = hopper::descriptor(cs);
   float acc[MT][BN / 2];
@@ -379,24 +382,25 @@ CUtensorMap point_map(const AssignPlan& p, const AssignArgs& a) {
            "the Hopper assignment needs 16-byte aligned rows");
   const cuuint64_t dims[3] = {static_cast<cuuint64_t>(a.d), static_cast<cuuint64_t>(a.n), static_cast<cuuint64_t>(a.batches)};
   const cuuint64_t strides[2] = {static_cast<cuuint64_t>(row_bytes), static_cast<cuuint64_t>(batch_bytes)};
-  const cuuint32_t box[3] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(128 * p.slices), 1};
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(128 / es), static_cast<cuuint32_t>(64 * p.groups * p.slices), 1};
   return tiled_map(a.x, static_cast<int>(es), 3, dims, strides, box, "point tiles");
 }
 
-template <MmaKind KIND, int BN, int MT>
+template <MmaKind KIND, int BN, int MT, int GROUPS>
 void launch_one(const AssignPlan& p, const AssignArgs& a, const Shape& sh, cudaStream_t stream) {
   const std::int64_t tiles = sh.row_tiles * a.batches;
   const auto blocks = static_cast<unsigned>(tiles < p.blocks ? tiles : p.blocks);
-  assign_wgmma_kernel<KIND, BN, MT><<<blocks, kThreads, p.smem_bytes, stream>>>(a, sh, centroid_map(p, a), point_map(p, a));
+  assign_wgmma_kernel<KIND, BN, MT, GROUPS>
+      <<<blocks, block_threads(GROUPS), p.smem_bytes, stream>>>(a, sh, centroid_map(p, a), point_map(p, a));
   FK_CUDA_LAUNCHED();
 }
 
 // Calls f with the kernel instance of the plan (f is a generic lambda taking the function pointer
 // and its template arguments as a tag).
-template <MmaKind KIND, int BN, int MT>
+template <MmaKind KIND, int BN, int MT, int GROUPS = 2>
 struct Tag {
   static constexpr MmaKind kind = KIND;
-  static constexpr int bn = BN, mt = MT;
+  static constexpr int bn = BN, mt = MT, groups = GROUPS;
 };
 
 template <typename F>
@@ -405,6 +409,8 @@ void dispatch(const AssignPlan& p, F&& f) {
     constexpr MmaKind K = decltype(kind)::value;
     constexpr int MT2 = K == MmaKind::tf32 ? 1 : 2;  // tf32 plans take one slice (plan_wgmma)
     if (p.bn == 128) {
+      if constexpr (K != MmaKind::tf32)
+        if (p.groups == 3) return f(Tag<K, 128, 1, 3>{});
       if (p.slices == 2) return f(Tag<K, 128, MT2>{});
       return f(Tag<K, 128, 1>{});
     }
@@ -422,13 +428,13 @@ Shape shape_of(const AssignPlan& p, const AssignArgs& a) {
   Shape sh;
   sh.kp = p.kp;
   sh.stages = p.stages, sh.point_buffers = p.point_buffers;
-  const std::int64_t bm = 128 * p.slices;
+  const std::int64_t bm = 64 * p.groups * p.slices;
   sh.row_tiles = (a.n + bm - 1) / bm;
   return sh;
 }
 
-int smem_bytes(int row_bytes, int bn, int slices, int point_buffers, int stages) {
-  return point_buffers * 128 * slices * row_bytes + stages * bn * row_bytes + kBarrierBytes + kAlignSlack;
+int smem_bytes(int row_bytes, int bn, int slices, int point_buffers, int stages, int groups) {
+  return point_buffers * 64 * groups * slices * row_bytes + stages * bn * row_bytes + kBarrierBytes + kAlignSlack;
 }
 
 // Whether this device runs the Hopper kernels of this build: compiled for sm_90a (CMake defines
@@ -466,28 +472,33 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   // (H100, docs/perf-notes.md: 50,000 x 128, K = 256: 57 against 75 us per iteration, tf32).
   if (k <= 128) return false;
   // Tiles, measured on an H100 (docs/perf-notes.md):
-  //   - 16-bit products: two 64-point slices per warp group (256 points a tile, fewer centroid
-  //     reads per product), 128-centroid tiles, a second point buffer (the next tile loads while
-  //     this one is used), 3 centroid stages;
+  //   - 16-bit products: three consumer warp groups of one 64-point slice each (192 points a
+  //     tile): while one group folds its scores, the other two keep the tensor cores busy (with
+  //     two groups of two slices, both folded at once too often); 128-centroid tiles, a second
+  //     point buffer (the next tile loads while this one is used), 3 centroid stages;
   //   - tf32: the points' operand from registers, read once per point tile, so only the centroid
   //     tiles stream through shared memory (its bandwidth held the products back: -16 to -22%);
-  //     the point buffer is free once read, so one suffices; 128-centroid tiles, 2 stages.
-  int bn = 128, slices = 2, buffers = 2, stages = 3;
-  if (p.kind == MmaKind::tf32) slices = 1, buffers = 1, stages = 2;
-  if (const char* force = std::getenv("FLASHKMEANS_WGMMA")) {  // bn,slices,buffers,stages (tuning)
-    int f[4];
-    // (tf32 takes one slice only: two slices' operands in registers spill and serialise the products)
-    if (std::sscanf(force, "%d,%d,%d,%d", &f[0], &f[1], &f[2], &f[3]) == 4 && (f[0] == 64 || f[0] == 128) &&
-        (f[1] == 1 || (f[1] == 2 && p.kind != MmaKind::tf32)) && (f[2] == 1 || f[2] == 2) && f[3] >= 1 &&
-        f[3] <= kMaxStages && smem_bytes(rb, f[0], f[1], f[2], f[3]) <= kSmemLimit)
-      bn = f[0], slices = f[1], buffers = f[2], stages = f[3];
+  //     the point buffer is free once read, so one suffices; 128-centroid tiles, 2 stages; two
+  //     groups (three leave too few registers for the operands).
+  int bn = 128, slices = 1, buffers = 2, stages = 3, groups = 3;
+  if (p.kind == MmaKind::tf32) slices = 1, buffers = 1, stages = 2, groups = 2;
+  if (const char* force = std::getenv("FLASHKMEANS_WGMMA")) {  // bn,slices,buffers,stages[,groups] (tuning)
+    int f[5] = {0, 0, 0, 0, 2};
+    // (tf32 takes one slice and two groups only: more operands in registers spill and serialise
+    // the products; three groups take one 16-bit slice of 128 centroids)
+    const int got = std::sscanf(force, "%d,%d,%d,%d,%d", &f[0], &f[1], &f[2], &f[3], &f[4]);
+    const bool three = f[4] == 3 && p.kind != MmaKind::tf32 && f[0] == 128 && f[1] == 1;
+    if (got >= 4 && (f[0] == 64 || f[0] == 128) && (f[1] == 1 || (f[1] == 2 && p.kind != MmaKind::tf32)) &&
+        (f[2] == 1 || f[2] == 2) && f[3] >= 1 && f[3] <= kMaxStages && (f[4] == 2 || three) &&
+        smem_bytes(rb, f[0], f[1], f[2], f[3], f[4]) <= kSmemLimit)
+      bn = f[0], slices = f[1], buffers = f[2], stages = f[3], groups = f[4];
   }
-  if (smem_bytes(rb, bn, slices, buffers, stages) > kSmemLimit) return false;
+  if (smem_bytes(rb, bn, slices, buffers, stages, groups) > kSmemLimit) return false;
   p.wgmma = true;
-  p.bn = bn, p.slices = slices, p.point_buffers = buffers, p.stages = stages;
+  p.bn = bn, p.slices = slices, p.point_buffers = buffers, p.stages = stages, p.groups = groups;
   p.dp = rb / es, p.dc = p.dp, p.resident = true;
   p.kp = static_cast<int>((k + bn - 1) / bn * bn);
-  p.smem_bytes = smem_bytes(rb, bn, slices, buffers, stages);
+  p.smem_bytes = smem_bytes(rb, bn, slices, buffers, stages, groups);
   FK_CUDA(cudaDeviceGetAttribute(&p.blocks, cudaDevAttrMultiProcessorCount, device));
   return true;
 }
@@ -495,7 +506,7 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
 void prepare_wgmma(const AssignPlan& p) {
   dispatch(p, [&](auto tag) {
     using T = decltype(tag);
-    FK_CUDA(cudaFuncSetAttribute(assign_wgmma_kernel<T::kind, T::bn, T::mt>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    FK_CUDA(cudaFuncSetAttribute(assign_wgmma_kernel<T::kind, T::bn, T::mt, T::groups>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  kSmemLimit));
   });
 }
@@ -504,7 +515,7 @@ void launch_wgmma(const AssignPlan& p, const AssignArgs& a, cudaStream_t stream)
   const Shape sh = shape_of(p, a);
   dispatch(p, [&](auto tag) {
     using T = decltype(tag);
-    launch_one<T::kind, T::bn, T::mt>(p, a, sh, stream);
+    launch_one<T::kind, T::bn, T::mt, T::groups>(p, a, sh, stream);
   });
 }
 
