@@ -437,7 +437,6 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
     FK_CUDA_LAUNCHED();
     // The member sums start empty: the first assignment moves every point (from label -1).
     FK_CUDA(cudaMemsetAsync(s.members, 0, sizeof(double) * BK * D, st));
-    FK_CUDA(cudaMemsetAsync(s.offsets, 0, sizeof(std::int32_t) * (BK + 1), st));
   }
   if (opt.metric == Metric::euclidean) batch_sums(pts.xx.get(), B, N, arena.get<double>(at_sum_xx), st);
 

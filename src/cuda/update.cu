@@ -66,21 +66,6 @@ __global__ void prepare_kernel(LoopState s, DType ct_type) {
                     [&](double v) { return block_sum(v, tmp, &red); });
 }
 
-// offsets[g] = first sorted position whose key is >= g; the previous iteration's offsets move to
-// offsets_prev first (the leaving rows were summed over that order).
-__global__ void offsets_kernel(const std::int32_t* keys, std::int64_t total, std::int64_t clusters, std::int32_t* offsets,
-                               std::int32_t* offsets_prev) {
-  const std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (g > clusters) return;
-  std::int64_t lo = 0, hi = total;
-  while (lo < hi) {
-    const std::int64_t mid = (lo + hi) / 2;
-    if (keys[mid] < g) lo = mid + 1; else hi = mid;
-  }
-  offsets_prev[g] = offsets[g];
-  offsets[g] = static_cast<std::int32_t>(lo);
-}
-
 // A lane owns 4 adjacent columns (one vector load per row); rows are fetched 8 at a time so that
 // their loads are in flight together.
 constexpr int kColsPerLane = 4;
@@ -122,11 +107,13 @@ __device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool
 // left g. The walk takes kWalkStep positions at a time, 8 loads per lane in flight: it lists the
 // step's moved points and segment starts in shared memory, in order, then reads the listed rows
 // 8 at a time (a step of 32 positions had left the warp waiting on one round trip after another).
+// Where the key changes it also writes the order's offsets (no binary searches over the keys).
 constexpr int kWalkThreads = 256;
 constexpr int kWalkStep = 256;
 
 __global__ void __launch_bounds__(kWalkThreads)
-    moved_runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector, bool leaving, double* out) {
+    moved_runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector, bool leaving, double* out,
+                      std::int32_t* offsets) {
   constexpr int kWarps = kWalkThreads / 32, kPerLane = kWalkStep / 32;
   __shared__ std::int32_t moved_id[kWarps][kWalkStep], start_key[kWarps][kWalkStep];
   __shared__ std::uint8_t moved_at[kWarps][kWalkStep], start_at[kWarps][kWalkStep];  // position in the step
@@ -137,9 +124,19 @@ __global__ void __launch_bounds__(kWalkThreads)
   if (first >= total) return;
   const std::int64_t last = min(total, first + s.run_rows);
   const unsigned n = static_cast<unsigned>(x.n), below = (1u << lane) - 1;
-  const std::int64_t words = moved_words(x.n);
+  const std::int64_t words = moved_words(x.n), clusters = s.batches * s.k;
+  // offsets[g] = the first position whose key is >= g, written where the key changes (on the
+  // first column pass, by lane 0): offsets[from..to] = at.
+  auto set_offsets = [&](std::int64_t from, std::int64_t to, std::int64_t at) {
+    for (std::int64_t g = from; g <= to; ++g) offsets[g] = static_cast<std::int32_t>(at);
+  };
+  if (lane == 0) {
+    const std::int32_t key = s.sorted_keys[first], before = first == 0 ? -1 : s.sorted_keys[first - 1];
+    if (key != before) set_offsets(before + 1, key, first);  // a segment starts where the run does
+  }
   for (std::int64_t d0 = 0; d0 < s.d; d0 += 32 * kColsPerLane) {
     const std::int64_t col = d0 + lane * kColsPerLane, cols_left = s.d - col;
+    const bool mark = d0 == 0 && lane == 0;
     double acc[kColsPerLane] = {};
     std::int32_t cur = s.sorted_keys[first];
     auto flush = [&] {
@@ -200,6 +197,7 @@ __global__ void __launch_bounds__(kWalkThreads)
           const int at = moved_at[warp][e0 + r];
           for (; f < starts && start_at[warp][f] <= at; ++f) {
             flush();
+            if (mark) set_offsets(cur + 1, start_key[warp][f], c0 + start_at[warp][f]);
             cur = start_key[warp][f];
           }
           if (cols_left > 0)
@@ -209,11 +207,13 @@ __global__ void __launch_bounds__(kWalkThreads)
       }
       for (; f < starts; ++f) {
         flush();
+        if (mark) set_offsets(cur + 1, start_key[warp][f], c0 + start_at[warp][f]);
         cur = start_key[warp][f];
       }
       __syncwarp();  // the lists are rewritten by the next step
     }
     flush();
+    if (mark && last == total) set_offsets(cur + 1, clusters, total);  // past the last key
   }
 }
 
@@ -787,7 +787,7 @@ void prepare_centroids(const LoopState& s, cudaStream_t stream) {
 void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
   const std::int64_t total = s.batches * s.n, runs = (total + s.run_rows - 1) / s.run_rows;
   moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
-                                                                                      true, s.left);
+                                                                                      true, s.left, s.offsets_prev);
   FK_CUDA_LAUNCHED();
   mark("leaving");
 }
@@ -796,13 +796,9 @@ std::size_t sort_finish_smem_bytes(std::int64_t d) { return static_cast<std::siz
 
 void sort_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark) {
   const std::int64_t total = s.batches * s.n, clusters = s.batches * s.k;
-  offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(s.sorted_keys, total, clusters, s.offsets,
-                                                                     s.offsets_prev);
-  FK_CUDA_LAUNCHED();
-  mark("offsets");
   const std::int64_t runs = (total + s.run_rows - 1) / s.run_rows;
   moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
-                                                                                      false, s.joined);
+                                                                                      false, s.joined, s.offsets);
   FK_CUDA_LAUNCHED();
   mark("joining");
   sort_finish_kernel<<<static_cast<unsigned>(clusters), kBlock, sort_finish_smem_bytes(s.d), stream>>>(

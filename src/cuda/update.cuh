@@ -47,8 +47,8 @@ struct LoopState {
   // update
   const std::int32_t* sorted_keys = nullptr;  ///< (B * N)
   const std::int32_t* perm = nullptr;         ///< (B * N) point ids in sorted order
-  std::int32_t* offsets = nullptr;            ///< (B * K + 1)
-  std::int32_t* offsets_prev = nullptr;       ///< (B * K + 1) the previous iteration's offsets
+  std::int32_t* offsets = nullptr;            ///< (B * K + 1) first sorted position of each key (joining walk)
+  std::int32_t* offsets_prev = nullptr;       ///< (B * K + 1) the same for the previous order (leaving walk)
   const std::uint16_t* moved = nullptr;       ///< (B, moved_words(N)) bits: this iteration changed the label
   double* joined = nullptr;                   ///< (B * N / run_rows + B * K + 1, D) per run and cluster
   double* left = nullptr;                     ///< the same, for the rows that left (previous order)
@@ -98,10 +98,11 @@ int plan_run_rows(std::int64_t total, int multiprocessors);
 /// The compute-type centroids and score offsets of every batch, from s.c.
 void prepare_centroids(const LoopState& s, cudaStream_t stream);
 
-/// The sort path, before the sort: the rows that left each cluster, over the previous sorted order.
+/// The sort path, before the sort: the rows that left each cluster, over the previous sorted order
+/// (and that order's offsets).
 void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
 
-/// The sort path, after the sort: per-cluster offsets, the rows that joined each cluster, then per
+/// The sort path, after the sort: the rows that joined each cluster and the offsets, then per
 /// cluster the member sums and count brought up to date and the new centroid; per batch, the
 /// relocation of empty clusters (when asked) and the bookkeeping. Replaces relocate_empty and
 /// finish_iteration on this path.
