@@ -785,7 +785,7 @@ TEST(CudaConcurrency, ConcurrentFitsMatchSerialFits) {
 // and with clusters kept empty (keys missing from the sorted order), every centroid must still be
 // the float64 mean of its members, to float32 rounding (a row missed or counted twice moves a mean
 // of ~230 members by ~0.4% of a row). 2 x 70,001 x 128, K = 300: too many labels for the scan
-// update, sums too large for the dense one.
+// update, sums too large for the dense one; D > 1024 takes the sort path too.
 
 enum class Start {
   gaussian,   ///< Gaussian data (many moves), empty clusters kept
@@ -799,6 +799,7 @@ struct IncrementalCase {
   Metric metric;
   Start start;
   int iters;
+  std::int64_t nb = 2, n = 70001, d = 128, k = 300;
 };
 
 void PrintTo(const IncrementalCase& c, std::ostream* os) { *os << c.name; }
@@ -808,7 +809,7 @@ class CudaIncrementalUpdate : public testing::TestWithParam<IncrementalCase> {};
 TEST_P(CudaIncrementalUpdate, CentroidsStayTheMeansOfTheirMembers) {
   FK_REQUIRE_GPU();
   const IncrementalCase& c = GetParam();
-  constexpr std::int64_t nb = 2, n = 70001, d = 128, k = 300;
+  const std::int64_t nb = c.nb, n = c.n, d = c.d, k = c.k;
   std::mt19937 g(4242 + c.iters);
   const bool duplicates = c.start != Start::gaussian;
   const std::vector<float> raw = duplicates ? separated_blobs(g, nb, n, d, k) : fkt::gaussian(g, nb * n * d);
@@ -882,7 +883,12 @@ INSTANTIATE_TEST_SUITE_P(
                     IncrementalCase{"gaussian_f16_dot_9", kF16, Metric::dot, Start::gaussian, 9},
                     IncrementalCase{"relocated_f32_euclidean_6", kF32Exact, Metric::euclidean, Start::relocated, 6},
                     IncrementalCase{"relocated_f16_cosine_6", kF16, Metric::cosine, Start::relocated, 6},
-                    IncrementalCase{"kept_empty_bf16_euclidean_5", kBF16, Metric::euclidean, Start::kept, 5}),
+                    IncrementalCase{"kept_empty_bf16_euclidean_5", kBF16, Metric::euclidean, Start::kept, 5},
+                    // wide rows: several column passes in the walks, fewer clusters per block in the finish
+                    IncrementalCase{"wide_2100_tf32_euclidean_6", kF32Tf32, Metric::euclidean, Start::gaussian, 6,
+                                    1, 6000, 2100, 40},
+                    IncrementalCase{"wide_4100_bf16_cosine_4", kBF16, Metric::cosine, Start::gaussian, 4, 2, 3000,
+                                    4100, 40}),
     [](const auto& i) { return std::string(i.param.name); });
 
 // ---------------------------------------------------------------------------------------------
