@@ -544,6 +544,21 @@ __device__ void relocate_batch(const LoopState& s, const PointsView& x, std::int
   });
 }
 
+// The end of a fused update, in every block of batch b once its cluster is finalised: the
+// batch's last block relocates empty clusters (when asked) and does the bookkeeping, and the last
+// batch to get there advances the iteration. sums_row, old_row, row: D values of shared memory
+// each, for the relocation.
+template <class Red>
+__device__ void close_batch(const LoopState& s, const PointsView& x, std::int64_t b, bool relocate, DType ct_type,
+                            double* sums_row, float* old_row, float* row, const Red& red) {
+  if (!last_of_batch(s, b, static_cast<unsigned>(s.k))) return;
+  if (!s.done[b]) {
+    if (relocate) relocate_batch(s, x, b, ct_type, sums_row, old_row, row, red);
+    bookkeeping_batch(s, b, red);
+  }
+  finish_batch(s);
+}
+
 // The sort path's last step, one block per cluster g: members[g] += the rows that joined g - the
 // rows that left it (each the partial rows of g added in run order, float64), the count from the
 // offsets, then the new centroid; the batch's last block relocates and does the bookkeeping (as
@@ -578,12 +593,7 @@ __global__ void sort_finish_kernel(LoopState s, PointsView x, bool relocate, DTy
     __syncthreads();
     finalize_cluster(s, ct_type, b, j, hi - lo, sums_row, old_row, row, s.c_prev + g * D, red);
   }
-  if (!last_of_batch(s, b, static_cast<unsigned>(s.k))) return;
-  if (!s.done[b]) {
-    if (relocate) relocate_batch(s, x, b, ct_type, sums_row, old_row, row, red);
-    bookkeeping_batch(s, b, red);
-  }
-  finish_batch(s);
+  close_batch(s, x, b, relocate, ct_type, sums_row, old_row, row, red);
 }
 
 // The fused update for small problems (s.scan): one block per cluster (b, j) finds its members by
@@ -717,12 +727,7 @@ __global__ void __launch_bounds__(THREADS, 2)
     __syncthreads();
     finalize_cluster(s, ct_type, b, j, count, sums_row, old_row, row, s.c_prev + g * D, red);
   }
-  if (!last_of_batch(s, b, static_cast<unsigned>(K))) return;
-  if (!s.done[b]) {
-    if (relocate) relocate_batch(s, x, b, ct_type, sums_row, old_row, row, red);
-    bookkeeping_batch(s, b, red);
-  }
-  finish_batch(s);
+  close_batch(s, x, b, relocate, ct_type, sums_row, old_row, row, red);
 }
 
 __global__ void label_distances_kernel(LoopState s, PointsView x, float* dist) {
@@ -777,6 +782,16 @@ unsigned blocks_for(std::int64_t threads, int per_block) {
   return static_cast<unsigned>((threads + per_block - 1) / per_block);
 }
 
+// One walk over a sorted order (moved_runs_kernel): a warp per run.
+void walk(const LoopState& s, const PointsView& x, bool leaving, double* out, std::int32_t* offsets, cudaStream_t stream) {
+  const std::int64_t total = s.batches * s.n, runs = (total + s.run_rows - 1) / s.run_rows;
+  moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
+                                                                                      leaving, out, offsets);
+  FK_CUDA_LAUNCHED();
+}
+
+std::size_t sort_finish_smem_bytes(std::int64_t d) { return static_cast<std::size_t>(d) * 16; }
+
 }  // namespace
 
 void prepare_centroids(const LoopState& s, cudaStream_t stream) {
@@ -785,22 +800,14 @@ void prepare_centroids(const LoopState& s, cudaStream_t stream) {
 }
 
 void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
-  const std::int64_t total = s.batches * s.n, runs = (total + s.run_rows - 1) / s.run_rows;
-  moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
-                                                                                      true, s.left, s.offsets_prev);
-  FK_CUDA_LAUNCHED();
+  walk(s, x, true, s.left, s.offsets_prev, stream);
   mark("leaving");
 }
 
-std::size_t sort_finish_smem_bytes(std::int64_t d) { return static_cast<std::size_t>(d) * 16; }
-
 void sort_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark) {
-  const std::int64_t total = s.batches * s.n, clusters = s.batches * s.k;
-  const std::int64_t runs = (total + s.run_rows - 1) / s.run_rows;
-  moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
-                                                                                      false, s.joined, s.offsets);
-  FK_CUDA_LAUNCHED();
+  walk(s, x, false, s.joined, s.offsets, stream);
   mark("joining");
+  const std::int64_t clusters = s.batches * s.k;
   sort_finish_kernel<<<static_cast<unsigned>(clusters), kBlock, sort_finish_smem_bytes(s.d), stream>>>(
       s, x, relocate, compute_dtype(s.plan.kind));
   FK_CUDA_LAUNCHED();
