@@ -785,7 +785,8 @@ TEST(CudaConcurrency, ConcurrentFitsMatchSerialFits) {
 // and with clusters kept empty (keys missing from the sorted order), every centroid must still be
 // the float64 mean of its members, to float32 rounding (a row missed or counted twice moves a mean
 // of ~230 members by ~0.4% of a row). 2 x 70,001 x 128, K = 300: too many labels for the scan
-// update, sums too large for the dense one; D > 1024 takes the sort path too.
+// update, sums too large for the dense one; D > 1024 takes the sort path too. The scan path keeps
+// its member sums the same way once fewer than N / 8 points move in an iteration (its cases below).
 
 enum class Start {
   gaussian,   ///< Gaussian data (many moves), empty clusters kept
@@ -888,7 +889,24 @@ INSTANTIATE_TEST_SUITE_P(
                     IncrementalCase{"wide_2100_tf32_euclidean_6", kF32Tf32, Metric::euclidean, Start::gaussian, 6,
                                     1, 6000, 2100, 40},
                     IncrementalCase{"wide_4100_bf16_cosine_4", kBF16, Metric::cosine, Start::gaussian, 4, 2, 3000,
-                                    4100, 40}),
+                                    4100, 40},
+                    // rows wider than the finish could hold in shared memory (it reads them in place)
+                    IncrementalCase{"wide_16500_tf32_euclidean_3", kF32Tf32, Metric::euclidean, Start::gaussian, 3, 1,
+                                    2000, 16500, 30},
+                    // over a million points: runs of 256 sorted positions, listed 256 at a time
+                    IncrementalCase{"long_runs_f16_euclidean_8", kF16, Metric::euclidean, Start::gaussian, 8, 1,
+                                    1100000, 32, 512},
+                    // the scan path (small B * N * K) is incremental too once few points move (N >= 16,384)
+                    IncrementalCase{"scan_gaussian_tf32_euclidean_30", kF32Tf32, Metric::euclidean, Start::gaussian,
+                                    30, 1, 20000, 64, 100},
+                    IncrementalCase{"scan_gaussian_bf16_cosine_30", kBF16, Metric::cosine, Start::gaussian, 30, 2,
+                                    20000, 40, 64},
+                    IncrementalCase{"scan_gaussian_f16_dot_12", kF16, Metric::dot, Start::gaussian, 12, 1, 17000, 17,
+                                    50},
+                    IncrementalCase{"scan_relocated_f32_euclidean_8", kF32Exact, Metric::euclidean, Start::relocated,
+                                    8, 1, 20000, 64, 100},
+                    IncrementalCase{"scan_kept_empty_f16_euclidean_6", kF16, Metric::euclidean, Start::kept, 6, 2,
+                                    17000, 64, 60}),
     [](const auto& i) { return std::string(i.param.name); });
 
 // ---------------------------------------------------------------------------------------------

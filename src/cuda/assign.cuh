@@ -49,6 +49,7 @@ struct AssignArgs {
   std::int32_t* labels = nullptr;         ///< (B, N) in/out: previous labels in, new labels out
   std::int32_t* keys = nullptr;           ///< (B * N) optional: b * K + label (the sort key)
   std::uint16_t* moved = nullptr;         ///< (B, moved_words(N)) optional: bit r of word w = row 16 w + r changed label
+  std::int32_t* left_labels = nullptr;    ///< (B, N) optional: the previous label of each point whose label changed
   float* dist = nullptr;                  ///< (B, N) optional: each point's distance
   const float* xx = nullptr;              ///< (B, N) ||x||^2, needed for euclidean distances
   int* changed = nullptr;                 ///< (B) optional: += labels that changed

@@ -29,6 +29,7 @@ __device__ __forceinline__ void quad_best(float& s, int& i) {
 __device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t b, std::int64_t at, float s, int i,
                                                  int old, float xx) {
   a.labels[at] = i;
+  if (a.left_labels && old != i) a.left_labels[at] = old;
   if (a.keys) a.keys[at] = static_cast<std::int32_t>(b * a.k + i);
   if (a.dist) {
     float dist = s;  // dot: -x.c

@@ -383,12 +383,17 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   const std::int64_t sort_n = sort ? BN : 0, partial_n = s.dense ? BK * dense_blocks_per_batch(s) * D : 0,
                      runs_n = sort ? (BN / s.run_rows + BK + 1) * D : 0;
   const bool relocate = opt.empty_clusters == EmptyClusters::relocate;
+  // The sort and scan paths update incrementally (member sums kept, moved points read); the
+  // relocation edits the sums and counts it is given, so it then gets copies.
+  const bool incremental = sort || (s.scan && plan_scan_incremental(s));
   const std::size_t state_bytes = 8 * B + 4 * B + 4 * B + 8 + 4 * (B + 1) + B;  // see below
   Arena arena(st);
   const std::size_t at_c_prev = arena.add<float>(BK * D), at_h = arena.add<float>(B * s.plan.kp),
                     at_partial = arena.add<float>(partial_n), at_joined = arena.add<double>(runs_n),
-                    at_left = arena.add<double>(runs_n), at_members = arena.add<double>(sort && relocate ? BK * D : 0),
-                    at_moved = arena.add<std::uint16_t>(sort ? B * moved_words(N) : 0), at_offsets_prev = arena.add<std::int32_t>(sort ? BK + 1 : 0),
+                    at_left = arena.add<double>(runs_n), at_members = arena.add<double>(incremental && relocate ? BK * D : 0),
+                    at_member_counts = arena.add<std::int64_t>(s.scan && incremental && relocate ? BK : 0),
+                    at_moved = arena.add<std::uint16_t>(incremental ? B * moved_words(N) : 0),
+                    at_left_labels = arena.add<std::int32_t>(s.scan && incremental ? BN : 0), at_offsets_prev = arena.add<std::int32_t>(sort ? BK + 1 : 0),
                     at_partial_counts = arena.add<std::int32_t>(s.dense ? BK * dense_blocks_per_batch(s) : 0),
                     at_ct = arena.add<unsigned char>(ct_bytes), at_keys = arena.add<std::int32_t>(sort_n),
                     at_sorted_keys = arena.add<std::int32_t>(sort_n), at_iota = arena.add<std::int32_t>(sort_n),
@@ -423,7 +428,11 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   s.sums = arena.get<double>(at_sums), s.counts = arena.get<std::int64_t>(at_counts);
   s.joined = arena.get<double>(at_joined), s.left = arena.get<double>(at_left);
   s.offsets_prev = arena.get<std::int32_t>(at_offsets_prev);
-  s.members = sort && relocate ? arena.get<double>(at_members) : s.sums;
+  s.members = incremental && relocate ? arena.get<double>(at_members) : s.sums;
+  s.member_counts = s.scan && incremental && relocate ? arena.get<std::int64_t>(at_member_counts) : s.counts;
+  std::int32_t* left_labels = arena.get<std::int32_t>(at_left_labels);
+  s.left_labels = left_labels;
+  if (const char* v = std::getenv("FLASHKMEANS_INCREMENTAL"); v && *v == '0') s.left_labels = nullptr;  // development aid: full scans
   std::uint16_t* moved = arena.get<std::uint16_t>(at_moved);
   s.moved = moved;
   s.shift_k = arena.get<double>(at_shift_k), s.objective_k = arena.get<double>(at_objective_k);
@@ -452,8 +461,9 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = s.ct, a.h = s.h, a.metric = opt.metric;
   a.labels = out.labels, a.keys = keys, a.dist = dist, a.xx = pts.xx.get(), a.changed = changed;
   a.skip = done;
-  a.moved = moved;
-  if (!sort) a.keys = nullptr, a.moved = nullptr;  // the dense and scan updates read labels, not sort keys
+  a.moved = moved, a.left_labels = left_labels;
+  if (!sort) a.keys = nullptr;  // the dense and scan updates read labels, not sort keys
+  if (!incremental) a.moved = nullptr;
   if (!relocate) a.dist = nullptr;  // only the relocation reads the distances of an iteration
 
   prepare_assign(s.plan);
@@ -507,7 +517,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
 
   if (opt.final_assignment) {
     AssignArgs last = a;
-    last.keys = nullptr, last.moved = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
+    last.keys = nullptr, last.moved = nullptr, last.left_labels = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
     launch_assign(s.plan, last, st);
   } else if (opt.tol > 0) {  // with tol <= 0 no batch converges: nothing to restore
     restore_converged(s, st);

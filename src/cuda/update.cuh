@@ -50,10 +50,13 @@ struct LoopState {
   std::int32_t* offsets = nullptr;            ///< (B * K + 1) first sorted position of each key (joining walk)
   std::int32_t* offsets_prev = nullptr;       ///< (B * K + 1) the same for the previous order (leaving walk)
   const std::uint16_t* moved = nullptr;       ///< (B, moved_words(N)) bits: this iteration changed the label
+  const std::int32_t* left_labels = nullptr;  ///< scan: (B, N) the previous label of each moved point
   double* joined = nullptr;                   ///< (B * N / run_rows + B * K + 1, D) per run and cluster
   double* left = nullptr;                     ///< the same, for the rows that left (previous order)
   double* members = nullptr;                  ///< (B, K, D) member sums kept across iterations; == sums
                                               ///< unless the relocation edits sums
+  std::int64_t* member_counts = nullptr;      ///< scan: (B, K) member counts kept across iterations; == counts
+                                              ///< unless the relocation edits counts
   float* partial = nullptr;                   ///< dense: (blocks, K, D)
   int run_rows = 256;                         ///< sort path: sorted positions per warp
   // dense path (K * D small): per-block sums in shared memory, no sort
@@ -88,6 +91,8 @@ std::int64_t dense_blocks_per_batch(const LoopState& s);
 /// Whether the scan path fits this shape (small B * N * K, D <= 1024): then the update after each
 /// assignment is one kernel, scan_update, in place of the dense or sort path, relocation, finalize.
 bool plan_scan(const LoopState& s);
+/// Whether the scan path's update may go incremental (s.left_labels and the moved bits then needed).
+bool plan_scan_incremental(const LoopState& s);
 /// The scan path's update: per cluster, its members found in the labels and added in a fixed
 /// order, the new centroid; per batch, the relocation of empty clusters (when asked) and the
 /// bookkeeping.
