@@ -52,35 +52,57 @@ __device__ float inverse_norm(std::int64_t cols, Get get) {
   return static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
 }
 
-// A warp per row; the lowest bad row wins (atomicMin on the flat row index; all ones: none). flags[0] collects
-// rows holding NaN or infinity, flags[1] (when zero_rows) rows without a direction: no element of
-// magnitude 1e-12 or more and a norm below 1e-12, the host check's rule.
-__global__ void bad_rows_kernel(ViewArgs v, std::int64_t rows, bool zero_rows, unsigned* flags) {
+// A warp per row, kRowsInFlight rows at a time (their loads in flight together); the lowest bad
+// row wins (atomicMin on the flat row index; all ones: none). flags[0] collects rows holding NaN or
+// infinity, flags[1] (when zero_rows) rows without a direction: no element of magnitude 1e-12 or
+// more and a norm below 1e-12, the host check's rule. xx (optional): each good row's squared norm
+// in float32, summed as norms_kernel sums it (the check and the norms in one read of the points).
+constexpr int kRowsInFlight = 4;
+
+__global__ void bad_rows_kernel(ViewArgs v, std::int64_t rows, bool zero_rows, unsigned* flags, float* xx) {
   const int lane = threadIdx.x % 32;
-  for (std::int64_t r = first_row(); r < rows; r += row_step()) {
-    const std::int64_t base = row_base(v, r);
-    const unsigned at = static_cast<unsigned>(r < 0x7fffffff ? r : 0x7ffffffe);
-    auto get = [&](std::int64_t q) { return load_as_float(v.data, base + q * v.col_stride, v.dtype); };
-    bool bad = false, direction = false;
-#pragma unroll 4
+  for (std::int64_t r0 = first_row() * kRowsInFlight; r0 < rows; r0 += row_step() * kRowsInFlight) {
+    bool bad[kRowsInFlight] = {}, direction[kRowsInFlight] = {};
+    float acc[kRowsInFlight] = {};
+    std::int64_t base[kRowsInFlight];
+#pragma unroll
+    for (int u = 0; u < kRowsInFlight; ++u) base[u] = r0 + u < rows ? row_base(v, r0 + u) : 0;
+#pragma unroll 2
     for (std::int64_t q = lane; q < v.cols; q += 32) {
-      const float x = get(q);
-      bad |= !isfinite(x);
-      direction |= fabsf(x) >= 1e-12f;
+      float x[kRowsInFlight];
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) x[u] = r0 + u < rows ? load_as_float(v.data, base[u] + q * v.col_stride, v.dtype) : 0.f;
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) {
+        bad[u] |= !isfinite(x[u]);
+        direction[u] |= fabsf(x[u]) >= 1e-12f;
+        acc[u] += x[u] * x[u];
+      }
     }
-    if (__any_sync(0xffffffffu, bad)) {
-      if (lane == 0) atomicMin(flags, at);
-      continue;
+#pragma unroll
+    for (int u = 0; u < kRowsInFlight; ++u) {
+      const std::int64_t r = r0 + u;
+      if (r >= rows) break;  // uniform over the warp
+      const unsigned at = static_cast<unsigned>(r < 0x7fffffff ? r : 0x7ffffffe);
+      if (__any_sync(0xffffffffu, bad[u])) {
+        if (lane == 0) atomicMin(flags, at);
+        continue;
+      }
+      if (xx) {
+        float s = acc[u];
+        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (lane == 0) xx[r] = s;
+      }
+      if (!zero_rows || __any_sync(0xffffffffu, direction[u])) continue;
+      // Every element below 1e-12 (rare): the norm, in float64, decides.
+      double sq = 0;
+      for (std::int64_t q = lane; q < v.cols; q += 32) {
+        const double x = load_as_float(v.data, base[u] + q * v.col_stride, v.dtype);
+        sq += x * x;
+      }
+      const double total = warp_sum(sq);
+      if (lane == 0 && !(sqrt(total) >= 1e-12)) atomicMin(flags + 1, at);
     }
-    if (!zero_rows || __any_sync(0xffffffffu, direction)) continue;
-    // Every element below 1e-12 (rare): the norm decides.
-    double sq = 0;
-    for (std::int64_t q = lane; q < v.cols; q += 32) {
-      const double x = get(q);
-      sq += x * x;
-    }
-    const double total = warp_sum(sq);
-    if (lane == 0 && !(sqrt(total) >= 1e-12)) atomicMin(flags + 1, at);
   }
 }
 
@@ -107,16 +129,25 @@ __global__ void inverse_norms_kernel(ViewArgs v, std::int64_t rows, float* scale
 __global__ void norms_kernel(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride,
                              std::int64_t n, std::int64_t d, std::int64_t total, float* xx) {
   const int lane = threadIdx.x % 32;
-  for (std::int64_t at = first_row(); at < total; at += row_step()) {
-    const std::int64_t base = (at / n) * batch_stride + (at % n) * row_stride;
-    float acc = 0;
-#pragma unroll 4
+  for (std::int64_t r0 = first_row() * kRowsInFlight; r0 < total; r0 += row_step() * kRowsInFlight) {
+    float acc[kRowsInFlight] = {};
+    std::int64_t base[kRowsInFlight];
+#pragma unroll
+    for (int u = 0; u < kRowsInFlight; ++u) base[u] = r0 + u < total ? ((r0 + u) / n) * batch_stride + ((r0 + u) % n) * row_stride : 0;
+#pragma unroll 2
     for (std::int64_t q = lane; q < d; q += 32) {
-      const float v = load_as_float(x, base + q, t);
-      acc += v * v;
+      float v[kRowsInFlight];
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) v[u] = r0 + u < total ? load_as_float(x, base[u] + q, t) : 0.f;
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) acc[u] += v[u] * v[u];
     }
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0) xx[at] = acc;
+#pragma unroll
+    for (int u = 0; u < kRowsInFlight; ++u) {
+      float s = acc[u];
+      for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+      if (lane == 0 && r0 + u < total) xx[r0 + u] = s;
+    }
   }
 }
 
@@ -137,10 +168,11 @@ __global__ void normalize_kernel(float* c, std::int64_t rows, std::int64_t d) {
 
 }  // namespace
 
-void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream) {
+void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream, float* xx) {
   FK_CUDA(cudaMemsetAsync(flags, 0xff, 2 * sizeof(unsigned), stream));  // no bad row yet
   const std::int64_t rows = v.batch * v.rows;
-  bad_rows_kernel<<<row_blocks(rows), kRowThreads, 0, stream>>>(args_of(v), rows, zero_rows, flags);
+  bad_rows_kernel<<<row_blocks((rows + kRowsInFlight - 1) / kRowsInFlight), kRowThreads, 0, stream>>>(args_of(v), rows,
+                                                                                                       zero_rows, flags, xx);
   FK_CUDA_LAUNCHED();
 }
 
@@ -164,7 +196,8 @@ void inverse_norms(const TensorView& v, float* scale, cudaStream_t stream) {
 void row_norms(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride, std::int64_t batches,
                std::int64_t n, std::int64_t d, float* xx, cudaStream_t stream) {
   const std::int64_t total = batches * n;
-  norms_kernel<<<row_blocks(total), kRowThreads, 0, stream>>>(x, t, batch_stride, row_stride, n, d, total, xx);
+  norms_kernel<<<row_blocks((total + kRowsInFlight - 1) / kRowsInFlight), kRowThreads, 0, stream>>>(x, t, batch_stride,
+                                                                                                     row_stride, n, d, total, xx);
   FK_CUDA_LAUNCHED();
 }
 

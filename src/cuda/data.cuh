@@ -16,8 +16,9 @@ struct BadRows {
   std::int64_t zero;       ///< first finite row without a direction (only searched when asked)
 };
 /// Starts the scan of v on the device into flags (two unsigned of device memory); once they are
-/// copied back, bad_rows_of reads them.
-void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream);
+/// copied back, bad_rows_of reads them. xx (optional, B * N floats): row_norms' values of v's rows,
+/// from the same read (valid when no row is bad).
+void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream, float* xx = nullptr);
 BadRows bad_rows_of(const unsigned* flags);
 
 /// Copies v into dst as C-contiguous rows of ld elements of dtype out_type (ld >= v.cols, zero

@@ -151,11 +151,12 @@ MmaKind mma_kind(DType t, Precision p) {
 
 // NaN or infinity anywhere, and under cosine rows without a direction, are errors (the host
 // checks' messages; device data is only read here). x and, when given (c_name set), c are
-// scanned together: one round trip. scratch: four unsigned of device memory.
+// scanned together: one round trip. scratch: four unsigned of device memory. xx (optional): the
+// squared norms of x's rows, from the same read (see launch_bad_rows).
 void check_rows(const TensorView& x, const TensorView& c, const char* c_name, Metric metric, unsigned* scratch,
-                cudaStream_t stream) {
+                cudaStream_t stream, float* xx = nullptr) {
   const bool zero_rows = metric == Metric::cosine;
-  launch_bad_rows(x, zero_rows, scratch, stream);
+  launch_bad_rows(x, zero_rows, scratch, stream, xx);
   if (c_name) launch_bad_rows(c, zero_rows, scratch + 2, stream);
   unsigned found[4];
   FK_CUDA(cudaMemcpyAsync(found, scratch, sizeof(unsigned) * (c_name ? 4 : 2), cudaMemcpyDeviceToHost, stream));
@@ -198,7 +199,8 @@ PointsView view_of(const void* data, const TensorView& x, std::int64_t batch_str
   return {data, x.dtype, batch_stride, row_stride, x.batch, x.rows, x.cols, nullptr};
 }
 
-void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t stream) {
+// xx_ready: p.xx already holds the squared norms (computed by the input check).
+void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t stream, bool xx_ready = false) {
   const std::int64_t es = element_bytes(x.dtype), ld = (x.cols + 7) / 8 * 8, count = x.batch * x.rows;
   // The assignment reads aligned rows of unit column stride in place; the Hopper kernel reads
   // them through a TMA tensor map, whose strides are documented as nested (a row stride of at
@@ -228,7 +230,7 @@ void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t 
     inverse_norms(x, p.scale.get(), stream);
     p.update.row_scale = p.scale.get();
   }
-  if (metric != Metric::euclidean) return;  // only euclidean distances and objective use ||x||^2
+  if (metric != Metric::euclidean || xx_ready) return;  // only euclidean distances and objective use ||x||^2
   p.xx.resize(static_cast<std::size_t>(count));
   row_norms(p.assign.data, p.assign.dtype, p.assign.batch_stride, p.assign.row_stride, x.batch, x.rows, x.cols, p.xx.get(),
             stream);
@@ -352,13 +354,17 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = opt.n_clusters, BN = B * N, BK = B * K;
   check_sizes(x, K);
 
+  // The input check also gives the squared norms (euclidean): one read of the points for both.
+  Points pts(st);
+  const bool euclidean = opt.metric == Metric::euclidean;
+  if (euclidean) pts.xx.resize(static_cast<std::size_t>(BN));
   {
     DeviceBuffer<unsigned> scratch(4, st);
     const bool given_here = opt.init == Init::given && opt.init_centroids.device.type == DeviceType::cuda;
-    check_rows(x, opt.init_centroids, given_here ? "init_centroids" : nullptr, opt.metric, scratch.get(), st);
+    check_rows(x, opt.init_centroids, given_here ? "init_centroids" : nullptr, opt.metric, scratch.get(), st,
+               euclidean ? pts.xx.get() : nullptr);
   }
-  Points pts(st);
-  prepare_points(x, opt.metric, pts, st);
+  prepare_points(x, opt.metric, pts, st, euclidean);
 
   LoopState s;
   s.batches = B, s.n = N, s.k = K, s.d = D, s.metric = opt.metric;
