@@ -890,9 +890,12 @@ INSTANTIATE_TEST_SUITE_P(
                                     1, 6000, 2100, 40},
                     IncrementalCase{"wide_4100_bf16_cosine_4", kBF16, Metric::cosine, Start::gaussian, 4, 2, 3000,
                                     4100, 40},
-                    // rows wider than the finish could hold in shared memory (it reads them in place)
+                    // rows wider than the finish could hold in shared memory (it reads them in place),
+                    // and the widest it keeps there (16 D bytes and its static share within 48 KB)
                     IncrementalCase{"wide_16500_tf32_euclidean_3", kF32Tf32, Metric::euclidean, Start::gaussian, 3, 1,
                                     2000, 16500, 30},
+                    IncrementalCase{"wide_3000_f16_euclidean_3", kF16, Metric::euclidean, Start::gaussian, 3, 1, 3000,
+                                    3000, 30},
                     // over a million points: runs of 256 sorted positions, listed 256 at a time
                     IncrementalCase{"long_runs_f16_euclidean_8", kF16, Metric::euclidean, Start::gaussian, 8, 1,
                                     1100000, 32, 512},
