@@ -23,13 +23,6 @@ __device__ __forceinline__ std::int64_t row_base(const ViewArgs& v, std::int64_t
   return (flat_row / v.rows) * v.batch_stride + (flat_row % v.rows) * v.row_stride;
 }
 
-// The row passes over the points (checks, staging, norms) give each row to one warp and walk the
-// rows grid-stride from a bounded grid: one block per row had cost more in block launches than in
-// reading (8.4M rows: ~6 ms for the check alone, against ~1 ms to read the data).
-constexpr int kRowThreads = 256, kRowWarps = kRowThreads / 32;
-unsigned row_blocks(std::int64_t rows) {
-  return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>((rows + kRowWarps - 1) / kRowWarps, 4096)));
-}
 __device__ __forceinline__ std::int64_t first_row() { return (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32; }
 __device__ __forceinline__ std::int64_t row_step() { return static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32); }
 
@@ -56,7 +49,7 @@ __device__ float inverse_norm(std::int64_t cols, Get get) {
 // row wins (atomicMin on the flat row index; all ones: none). flags[0] collects rows holding NaN or
 // infinity, flags[1] (when zero_rows) rows without a direction: no element of magnitude 1e-12 or
 // more and a norm below 1e-12, the host check's rule. xx (optional): each good row's squared norm
-// in float32, summed as norms_kernel sums it (the check and the norms in one read of the points).
+// in float32 (the check and the norms in one read of the points).
 constexpr int kRowsInFlight = 4;
 
 __global__ void bad_rows_kernel(ViewArgs v, std::int64_t rows, bool zero_rows, unsigned* flags, float* xx) {
@@ -126,31 +119,6 @@ __global__ void inverse_norms_kernel(ViewArgs v, std::int64_t rows, float* scale
   }
 }
 
-__global__ void norms_kernel(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride,
-                             std::int64_t n, std::int64_t d, std::int64_t total, float* xx) {
-  const int lane = threadIdx.x % 32;
-  for (std::int64_t r0 = first_row() * kRowsInFlight; r0 < total; r0 += row_step() * kRowsInFlight) {
-    float acc[kRowsInFlight] = {};
-    std::int64_t base[kRowsInFlight];
-#pragma unroll
-    for (int u = 0; u < kRowsInFlight; ++u) base[u] = r0 + u < total ? ((r0 + u) / n) * batch_stride + ((r0 + u) % n) * row_stride : 0;
-#pragma unroll 2
-    for (std::int64_t q = lane; q < d; q += 32) {
-      float v[kRowsInFlight];
-#pragma unroll
-      for (int u = 0; u < kRowsInFlight; ++u) v[u] = r0 + u < total ? load_as_float(x, base[u] + q, t) : 0.f;
-#pragma unroll
-      for (int u = 0; u < kRowsInFlight; ++u) acc[u] += v[u] * v[u];
-    }
-#pragma unroll
-    for (int u = 0; u < kRowsInFlight; ++u) {
-      float s = acc[u];
-      for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-      if (lane == 0 && r0 + u < total) xx[r0 + u] = s;
-    }
-  }
-}
-
 __global__ void gather_kernel(ViewArgs v, const std::int64_t* rows, std::int64_t k, float* c) {
   const std::int64_t g = blockIdx.x, b = g / k;
   const std::int64_t base = b * v.batch_stride + rows[g] * v.row_stride;
@@ -168,10 +136,14 @@ __global__ void normalize_kernel(float* c, std::int64_t rows, std::int64_t d) {
 
 }  // namespace
 
+unsigned row_pass_blocks(std::int64_t warps) {
+  return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>((warps + kRowPassThreads / 32 - 1) / (kRowPassThreads / 32), 4096)));
+}
+
 void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream, float* xx) {
   FK_CUDA(cudaMemsetAsync(flags, 0xff, 2 * sizeof(unsigned), stream));  // no bad row yet
   const std::int64_t rows = v.batch * v.rows;
-  bad_rows_kernel<<<row_blocks((rows + kRowsInFlight - 1) / kRowsInFlight), kRowThreads, 0, stream>>>(args_of(v), rows,
+  bad_rows_kernel<<<row_pass_blocks((rows + kRowsInFlight - 1) / kRowsInFlight), kRowPassThreads, 0, stream>>>(args_of(v), rows,
                                                                                                        zero_rows, flags, xx);
   FK_CUDA_LAUNCHED();
 }
@@ -183,21 +155,13 @@ BadRows bad_rows_of(const unsigned* found) {
 
 void stage_rows(const TensorView& v, void* dst, DType out_type, std::int64_t ld, bool normalize, cudaStream_t stream) {
   const std::int64_t rows = v.batch * v.rows;
-  stage_kernel<<<row_blocks(rows), kRowThreads, 0, stream>>>(args_of(v), rows, dst, out_type, ld, normalize);
+  stage_kernel<<<row_pass_blocks(rows), kRowPassThreads, 0, stream>>>(args_of(v), rows, dst, out_type, ld, normalize);
   FK_CUDA_LAUNCHED();
 }
 
 void inverse_norms(const TensorView& v, float* scale, cudaStream_t stream) {
   const std::int64_t rows = v.batch * v.rows;
-  inverse_norms_kernel<<<row_blocks(rows), kRowThreads, 0, stream>>>(args_of(v), rows, scale);
-  FK_CUDA_LAUNCHED();
-}
-
-void row_norms(const void* x, DType t, std::int64_t batch_stride, std::int64_t row_stride, std::int64_t batches,
-               std::int64_t n, std::int64_t d, float* xx, cudaStream_t stream) {
-  const std::int64_t total = batches * n;
-  norms_kernel<<<row_blocks((total + kRowsInFlight - 1) / kRowsInFlight), kRowThreads, 0, stream>>>(x, t, batch_stride,
-                                                                                                     row_stride, n, d, total, xx);
+  inverse_norms_kernel<<<row_pass_blocks(rows), kRowPassThreads, 0, stream>>>(args_of(v), rows, scale);
   FK_CUDA_LAUNCHED();
 }
 
@@ -207,7 +171,7 @@ void gather_rows(const TensorView& v, const std::int64_t* rows, std::int64_t k, 
 }
 
 void normalize_rows(float* c, std::int64_t count, std::int64_t d, cudaStream_t stream) {
-  normalize_kernel<<<row_blocks(count), kRowThreads, 0, stream>>>(c, count, d);
+  normalize_kernel<<<row_pass_blocks(count), kRowPassThreads, 0, stream>>>(c, count, d);
   FK_CUDA_LAUNCHED();
 }
 

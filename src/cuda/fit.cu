@@ -192,15 +192,14 @@ struct Points {
   PointsView update;  ///< what the update, relocation and final distances read
   DeviceBuffer<unsigned char> staged, raw;
   DeviceBuffer<float> scale;
-  DeviceBuffer<float> xx;  ///< (B, N) ||x||^2 of the assigned rows (euclidean only)
+  DeviceBuffer<float> xx;  ///< fit, euclidean: (B, N) ||x||^2 of the rows, written by the input check
 };
 
 PointsView view_of(const void* data, const TensorView& x, std::int64_t batch_stride, std::int64_t row_stride) {
   return {data, x.dtype, batch_stride, row_stride, x.batch, x.rows, x.cols, nullptr};
 }
 
-// xx_ready: p.xx already holds the squared norms (computed by the input check).
-void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t stream, bool xx_ready = false) {
+void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t stream) {
   const std::int64_t es = element_bytes(x.dtype), ld = (x.cols + 7) / 8 * 8, count = x.batch * x.rows;
   // The assignment reads aligned rows of unit column stride in place; the Hopper kernel reads
   // them through a TMA tensor map, whose strides are documented as nested (a row stride of at
@@ -230,10 +229,6 @@ void prepare_points(const TensorView& x, Metric metric, Points& p, cudaStream_t 
     inverse_norms(x, p.scale.get(), stream);
     p.update.row_scale = p.scale.get();
   }
-  if (metric != Metric::euclidean || xx_ready) return;  // only euclidean distances and objective use ||x||^2
-  p.xx.resize(static_cast<std::size_t>(count));
-  row_norms(p.assign.data, p.assign.dtype, p.assign.batch_stride, p.assign.row_stride, x.batch, x.rows, x.cols, p.xx.get(),
-            stream);
 }
 
 // Centroids (B, K, D) float32 from a view on the host or on the device.
@@ -364,7 +359,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
     check_rows(x, opt.init_centroids, given_here ? "init_centroids" : nullptr, opt.metric, scratch.get(), st,
                euclidean ? pts.xx.get() : nullptr);
   }
-  prepare_points(x, opt.metric, pts, st, euclidean);
+  prepare_points(x, opt.metric, pts, st);
 
   LoopState s;
   s.batches = B, s.n = N, s.k = K, s.d = D, s.metric = opt.metric;

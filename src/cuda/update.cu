@@ -9,6 +9,7 @@
 
 #include "cuda/buffer.cuh"
 #include "cuda/check.cuh"
+#include "cuda/data.cuh"
 #include "cuda/elements.cuh"
 
 namespace flashkmeans::cuda {
@@ -179,6 +180,11 @@ __global__ void __launch_bounds__(kWalkThreads)
       __syncwarp();
       // Add the listed rows, 8 loads in flight; close a segment at each listed start before them.
       int f = 0;
+      auto close_segment = [&] {  // at listed start f
+        flush();
+        if (mark) set_offsets(cur + 1, start_key[warp][f], c0 + start_at[warp][f]);
+        cur = start_key[warp][f++];
+      };
       for (int e0 = 0; e0 < moves; e0 += kRowsInFlight) {
         float v[kRowsInFlight][kColsPerLane], sc[kRowsInFlight];
 #pragma unroll
@@ -195,21 +201,13 @@ __global__ void __launch_bounds__(kWalkThreads)
         for (int r = 0; r < kRowsInFlight; ++r) {
           if (e0 + r >= moves) break;
           const int at = moved_at[warp][e0 + r];
-          for (; f < starts && start_at[warp][f] <= at; ++f) {
-            flush();
-            if (mark) set_offsets(cur + 1, start_key[warp][f], c0 + start_at[warp][f]);
-            cur = start_key[warp][f];
-          }
+          while (f < starts && start_at[warp][f] <= at) close_segment();
           if (cols_left > 0)
 #pragma unroll
             for (int c = 0; c < kColsPerLane; ++c) acc[c] += x.row_scale ? v[r][c] * sc[r] : v[r][c];
         }
       }
-      for (; f < starts; ++f) {
-        flush();
-        if (mark) set_offsets(cur + 1, start_key[warp][f], c0 + start_at[warp][f]);
-        cur = start_key[warp][f];
-      }
+      while (f < starts) close_segment();
       __syncwarp();  // the lists are rewritten by the next step
     }
     flush();
@@ -516,9 +514,9 @@ __device__ void finish_batch(const LoopState& s) {
   }
 }
 
-// New centroid of cluster g (one block each) from s.sums and s.counts; the last block of each
-// batch then does the batch's bookkeeping (finish_iteration).
-// The dense path's (D <= 4 * kDenseThreads: the row fits shared memory).
+// The dense path's new centroid of cluster g (one block each) from s.sums and s.counts; the last
+// block of each batch then does the batch's bookkeeping (finish_iteration). D <= 4 * kDenseThreads
+// there: the row fits shared memory.
 __global__ void finalize_kernel(LoopState s, DType ct_type) {
   __shared__ typename BlockReducer<kBlock>::Storage red_storage;
   extern __shared__ float row[];  // D floats
@@ -693,10 +691,6 @@ __global__ void __launch_bounds__(THREADS, 2)
             for (int c = 0; c < kColsPerLane; ++c) acc[c] += v[rr][c];
       }
     };
-    // Full: the members are every point labelled j. Incremental (after the first iteration, when
-    // few points moved): the member sums of the last iteration plus the rows that joined minus
-    // those that left, found through the moved bits. At most kScanRound moves (a round's moved
-    // points fit the list) and N / 8 (two label reads per moved point against N / 4 vector loads).
     // The labels of round r0 (kScanPerThread per thread, four adjacent ones per load).
     auto load_round = [&](std::int64_t r0, int (&w)[kScanPerThread]) {
 #pragma unroll
@@ -713,6 +707,10 @@ __global__ void __launch_bounds__(THREADS, 2)
     };
     int w[kScanPerThread];
     if (PREFETCH) load_round(0, w);  // issued before the choice below: its latency hides that of the choice
+    // Full: the members are every point labelled j. Incremental (after the first iteration, when
+    // few points moved): the member sums of the last iteration plus the rows that joined minus
+    // those that left, found through the moved bits. At most kScanRound moves (a round's moved
+    // points fit the list) and N / 8 (two label reads per moved point against N / 4 vector loads).
     const bool incremental =
         INCREMENTAL && *s.iteration > 0 &&
         s.changed[b] <= (N / 8 < kScanRound ? N / 8 : static_cast<std::int64_t>(kScanRound));
@@ -821,8 +819,8 @@ __global__ void __launch_bounds__(THREADS, 2)
   close_batch(s, x, b, relocate, ct_type, red);
 }
 
-// A warp per point, four points at a time (their loads in flight together), the points walked
-// grid-stride from a bounded grid (a warp launched per point: 8.4M points took ~2.6 ms).
+// A row pass (data.cuh): a warp per point, four points at a time (their loads in flight
+// together), the points walked grid-stride (a warp launched per point: 8.4M points took ~2.6 ms).
 constexpr int kDistancesInFlight = 4;
 __global__ void label_distances_kernel(LoopState s, PointsView x, float* dist) {
   constexpr int R = kDistancesInFlight;
@@ -1031,8 +1029,7 @@ void restore_converged(const LoopState& s, cudaStream_t stream) {
 
 void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream) {
   const std::int64_t warps = (s.batches * s.n + kDistancesInFlight - 1) / kDistancesInFlight;
-  const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>(static_cast<std::int64_t>(blocks_for(warps * 32, 256)), 4096));
-  label_distances_kernel<<<blocks, 256, 0, stream>>>(s, x, dist);
+  label_distances_kernel<<<row_pass_blocks(warps), kRowPassThreads, 0, stream>>>(s, x, dist);
   FK_CUDA_LAUNCHED();
 }
 
