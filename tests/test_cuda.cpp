@@ -146,6 +146,8 @@ const Shape kShapes[] = {
     {"777x129_k5", 777, 129, 5, false},
     {"odd_1037x65_k131", 1037, 65, 131, false},  // D in 65..128, K > 128: the Hopper kernel
     {"2051x128_k64", 2051, 128, 64, false},
+    {"odd_1037x100_k100", 1037, 100, 100, false},  // K <= 128: the Hopper kernel, one padded tile
+    {"odd_3001x72_k9", 3001, 72, 9, false},        // tf32: the Hopper kernel's 64-centroid tiles
     {"3001x100_k700", 3001, 100, 700, false},
     {"3001x784_k10", 3001, 784, 10, false},
     {"4099x256_k300", 4099, 256, 300, false},
@@ -534,7 +536,8 @@ struct PredictShape {
 
 const PredictShape kPredictShapes[] = {
     {"n1_d1_k1", 1, 1, 1}, {"d3_1000_k13", 1000, 3, 13}, {"odd_1037x17_k130", 1037, 17, 130},
-    {"4099x129_k300", 4099, 129, 300}, {"4099x96_k300", 4099, 96, 300}, {"10007x784_k10", 10007, 784, 10},
+    {"4099x129_k300", 4099, 129, 300}, {"4099x96_k300", 4099, 96, 300}, {"4099x100_k77", 4099, 100, 77},
+    {"10007x784_k10", 10007, 784, 10},
     {"20011x64_k2000", 20011, 64, 2000},
 };
 
@@ -896,6 +899,14 @@ INSTANTIATE_TEST_SUITE_P(
                                     2000, 16500, 30},
                     IncrementalCase{"wide_3000_f16_euclidean_3", kF16, Metric::euclidean, Start::gaussian, 3, 1, 3000,
                                     3000, 30},
+                    // many small clusters (8 x 300): the finish takes a warp per cluster, then a
+                    // block per batch relocates and keeps the books
+                    IncrementalCase{"warp_finish_tf32_euclidean_12", kF32Tf32, Metric::euclidean, Start::gaussian, 12,
+                                    8, 20000, 128, 300},
+                    IncrementalCase{"warp_finish_relocated_f16_cosine_6", kF16, Metric::cosine, Start::relocated, 6,
+                                    8, 20000, 96, 300},
+                    IncrementalCase{"warp_finish_kept_empty_bf16_dot_5", kBF16, Metric::dot, Start::kept, 5, 8,
+                                    20000, 40, 300},
                     // over a million points: runs of 256 sorted positions, listed 256 at a time
                     IncrementalCase{"long_runs_f16_euclidean_8", kF16, Metric::euclidean, Start::gaussian, 8, 1,
                                     1100000, 32, 512},

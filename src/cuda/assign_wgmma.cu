@@ -467,10 +467,11 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   // D from 65 to 128 (smaller D would pay for 128 columns; the mma.sync kernel takes it).
   const int es = element_size(p.kind), rb = row_bytes(p.kind);
   if (d <= 64 || d > 128) return false;
-  // One centroid tile per point tile leaves the pipeline no depth: at K = 100 and 128 the
-  // mma.sync kernel is as fast or faster; from K = 256 on this one is faster at any N measured
-  // (H100, docs/perf-notes.md: 50,000 x 128, K = 256: 57 against 75 us per iteration, tf32).
-  if (k <= 128) return false;
+  // Few centroids (H100, whole fits, docs/perf-notes.md "Version 6"): with tf32 products this
+  // kernel is faster at every K measured (100,000 x 128, K = 10: 2.21 against 2.62 ms, K = 100:
+  // 2.11 against 2.72); with 16-bit ones from K = 100 (32 x 16,384 x 128, K = 100: 17.5 against
+  // 22.2 ms), level at K = 64 and 2-5% slower at K = 10 and 32, where the mma.sync kernel stays.
+  if (p.kind != MmaKind::tf32 && k <= 64) return false;
   // Tiles, measured on an H100 (docs/perf-notes.md):
   //   - 16-bit products: three consumer warp groups of one 64-point slice each (192 points a
   //     tile): while one group folds its scores, the other two keep the tensor cores busy (with
@@ -482,6 +483,7 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   //     groups (three leave too few registers for the operands).
   int bn = 128, slices = 1, buffers = 2, stages = 3, groups = 3;
   if (p.kind == MmaKind::tf32) slices = 1, buffers = 1, stages = 2, groups = 2;
+  if (p.kind == MmaKind::tf32 && k <= 64) bn = 64;  // half the padded products (2.21 against 2.28 ms at K = 10)
   if (const char* force = std::getenv("FLASHKMEANS_WGMMA")) {  // bn,slices,buffers,stages[,groups] (tuning)
     int f[5] = {0, 0, 0, 0, 2};
     // (tf32 takes one slice and two groups only: more operands in registers spill and serialise

@@ -58,21 +58,63 @@ class DeviceScope {
   int previous_ = 0;
 };
 
-// A private stream that starts after the work already queued on the caller's stream.
+// Per-thread resources a fit reuses instead of creating each time (creating and destroying a
+// stream and an event cost ~10-20 us a fit, of ~150 us for a small one): one private stream and
+// one event per device, and a pinned host buffer for the small results the host reads back (a
+// copy to pageable memory also blocks the host until the copy is done). Released at thread exit.
+class ThreadResources {
+ public:
+  static ThreadResources& get() {
+    thread_local ThreadResources r;
+    return r;
+  }
+  ~ThreadResources() {
+    for (auto& d : devices_) {
+      if (d.stream) cudaStreamDestroy(d.stream);
+      if (d.event) cudaEventDestroy(d.event);
+    }
+    if (pinned_) cudaFreeHost(pinned_);
+  }
+  void stream_and_event(int device, cudaStream_t& stream, cudaEvent_t& event) {
+    if (devices_.size() <= static_cast<std::size_t>(device)) devices_.resize(device + 1);
+    PerDevice& d = devices_[device];
+    if (!d.stream) FK_CUDA(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking));
+    if (!d.event) FK_CUDA(cudaEventCreateWithFlags(&d.event, cudaEventDisableTiming));
+    stream = d.stream, event = d.event;
+  }
+  /// Pinned host memory of at least `bytes`, or null when that is more than kPinnedBytes.
+  unsigned char* pinned(std::size_t bytes) { return bytes > kPinnedBytes ? nullptr : allocation(); }
+  /// Four pinned words apart from pinned()'s, for the input check's verdict.
+  unsigned* pinned_flags() { return reinterpret_cast<unsigned*>(allocation() + kPinnedBytes); }
+
+ private:
+  static constexpr std::size_t kPinnedBytes = 64 * 1024;
+  unsigned char* allocation() {
+    if (!pinned_) FK_CUDA(cudaMallocHost(reinterpret_cast<void**>(&pinned_), kPinnedBytes + 4 * sizeof(unsigned)));
+    return pinned_;
+  }
+  struct PerDevice {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t event = nullptr;
+  };
+  std::vector<PerDevice> devices_;
+  unsigned char* pinned_ = nullptr;
+};
+
+// The thread's private stream on the current device, started after the work already queued on
+// the caller's stream (a stream of our own can be captured into a graph whatever the caller
+// passes, the legacy default stream included). The fit is synchronous: it ends with its work done.
 class StreamScope {
  public:
   explicit StreamScope(void* user) {
-    FK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    int device = 0;
+    FK_CUDA(cudaGetDevice(&device));
     cudaEvent_t ready;
-    FK_CUDA(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+    ThreadResources::get().stream_and_event(device, stream_, ready);
     FK_CUDA(cudaEventRecord(ready, static_cast<cudaStream_t>(user)));
     FK_CUDA(cudaStreamWaitEvent(stream_, ready, 0));
-    cudaEventDestroy(ready);
   }
-  ~StreamScope() {
-    cudaStreamSynchronize(stream_);
-    cudaStreamDestroy(stream_);
-  }
+  ~StreamScope() { cudaStreamSynchronize(stream_); }
   cudaStream_t get() const { return stream_; }
   void sync() const { FK_CUDA(cudaStreamSynchronize(stream_)); }
 
@@ -135,11 +177,16 @@ void upload(DeviceBuffer<T>& dst, const std::vector<T>& src, cudaStream_t stream
   dst.resize(src.size());
   FK_CUDA(cudaMemcpyAsync(dst.get(), src.data(), sizeof(T) * src.size(), cudaMemcpyHostToDevice, stream));
 }
+// Copies count values to the host and waits for them (through the thread's pinned buffer when
+// they fit in it).
 template <class T>
 std::vector<T> download(const T* src, std::size_t count, cudaStream_t stream) {
   std::vector<T> out(count);
-  if (count) FK_CUDA(cudaMemcpyAsync(out.data(), src, sizeof(T) * count, cudaMemcpyDeviceToHost, stream));
+  const std::size_t bytes = sizeof(T) * count;
+  unsigned char* pinned = ThreadResources::get().pinned(bytes);
+  if (count) FK_CUDA(cudaMemcpyAsync(pinned ? static_cast<void*>(pinned) : out.data(), src, bytes, cudaMemcpyDeviceToHost, stream));
   FK_CUDA(cudaStreamSynchronize(stream));
+  if (pinned && count) std::memcpy(out.data(), pinned, bytes);
   return out;
 }
 
@@ -151,24 +198,39 @@ MmaKind mma_kind(DType t, Precision p) {
 
 // NaN or infinity anywhere, and under cosine rows without a direction, are errors (the host
 // checks' messages; device data is only read here). x and, when given (c_name set), c are
-// scanned together: one round trip. scratch: four unsigned of device memory. xx (optional): the
-// squared norms of x's rows, from the same read (see launch_bad_rows).
-void check_rows(const TensorView& x, const TensorView& c, const char* c_name, Metric metric, unsigned* scratch,
-                cudaStream_t stream, float* xx = nullptr) {
-  const bool zero_rows = metric == Metric::cosine;
-  launch_bad_rows(x, zero_rows, scratch, stream, xx);
-  if (c_name) launch_bad_rows(c, zero_rows, scratch + 2, stream);
-  unsigned found[4];
-  FK_CUDA(cudaMemcpyAsync(found, scratch, sizeof(unsigned) * (c_name ? 4 : 2), cudaMemcpyDeviceToHost, stream));
-  FK_CUDA(cudaStreamSynchronize(stream));
-  const BadRows bx = bad_rows_of(found);
-  if (bx.nonfinite >= 0) detail::throw_nonfinite_row("x", bx.nonfinite, x.rows);
-  if (bx.zero >= 0) detail::throw_zero_row("x", bx.zero, x.rows);
-  if (!c_name) return;
-  const BadRows bc = bad_rows_of(found + 2);
-  if (bc.nonfinite >= 0) detail::throw_nonfinite_row(c_name, bc.nonfinite, c.rows);
-  if (bc.zero >= 0) detail::throw_zero_row(c_name, bc.zero, c.rows);
-}
+// scanned together: one round trip. xx (optional): the squared norms of x's rows, from the same
+// read (see launch_bad_rows). In two halves: the constructor queues the scans and the copy of
+// their verdict to pinned memory, finish() waits for it and throws; the fit queues its setup in
+// between, so that the host prepares while the device checks.
+class InputCheck {
+ public:
+  InputCheck(const TensorView& x, const TensorView& c, const char* c_name, Metric metric, cudaStream_t stream,
+             float* xx = nullptr)
+      : x_(x), c_(c), c_name_(c_name), stream_(stream), scratch_(4, stream), found_(ThreadResources::get().pinned_flags()) {
+    const bool zero_rows = metric == Metric::cosine;
+    launch_bad_rows(x, zero_rows, scratch_.get(), stream, xx);
+    if (c_name) launch_bad_rows(c, zero_rows, scratch_.get() + 2, stream);
+    FK_CUDA(cudaMemcpyAsync(found_, scratch_.get(), sizeof(unsigned) * (c_name ? 4 : 2), cudaMemcpyDeviceToHost, stream));
+  }
+  void finish() {
+    FK_CUDA(cudaStreamSynchronize(stream_));
+    const BadRows bx = bad_rows_of(found_);
+    if (bx.nonfinite >= 0) detail::throw_nonfinite_row("x", bx.nonfinite, x_.rows);
+    if (bx.zero >= 0) detail::throw_zero_row("x", bx.zero, x_.rows);
+    if (!c_name_) return;
+    const BadRows bc = bad_rows_of(found_ + 2);
+    if (bc.nonfinite >= 0) detail::throw_nonfinite_row(c_name_, bc.nonfinite, c_.rows);
+    if (bc.zero >= 0) detail::throw_zero_row(c_name_, bc.zero, c_.rows);
+  }
+
+ private:
+  const TensorView& x_;
+  const TensorView& c_;
+  const char* c_name_;
+  cudaStream_t stream_;
+  DeviceBuffer<unsigned> scratch_;
+  unsigned* found_;
+};
 
 constexpr std::int64_t kMaxBatches = 65535;  // the largest second grid dimension
 
@@ -241,12 +303,11 @@ void load_centroids(const TensorView& v, std::int64_t batches, float* c, cudaStr
     FK_CUDA(cudaStreamSynchronize(stream));  // host is about to go out of scope
     return;
   }
-  for (std::int64_t b = 0; b < batches; ++b) {
-    TensorView one = v;
-    one.batch = 1;
-    one.data = static_cast<const char*>(v.data) + (v.batch == 1 ? 0 : b * v.batch_stride) * element_bytes(v.dtype);
-    stage_rows(one, c + b * kd, DType::float32, v.cols, false, stream);
-  }
+  // One pass over every batch's rows (one set of centroids for all batches: a zero batch stride).
+  TensorView all = v;
+  all.batch = batches;
+  if (v.batch == 1) all.batch_stride = 0;
+  stage_rows(all, c, DType::float32, v.cols, false, stream);
 }
 
 // The initial centroids into c (B, K, D): given, random rows (the CPU backend's draws) or k-means++
@@ -353,12 +414,9 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   Points pts(st);
   const bool euclidean = opt.metric == Metric::euclidean;
   if (euclidean) pts.xx.resize(static_cast<std::size_t>(BN));
-  {
-    DeviceBuffer<unsigned> scratch(4, st);
-    const bool given_here = opt.init == Init::given && opt.init_centroids.device.type == DeviceType::cuda;
-    check_rows(x, opt.init_centroids, given_here ? "init_centroids" : nullptr, opt.metric, scratch.get(), st,
-               euclidean ? pts.xx.get() : nullptr);
-  }
+  const bool given_here = opt.init == Init::given && opt.init_centroids.device.type == DeviceType::cuda;
+  InputCheck check(x, opt.init_centroids, given_here ? "init_centroids" : nullptr, opt.metric, st,
+                   euclidean ? pts.xx.get() : nullptr);
   prepare_points(x, opt.metric, pts, st);
 
   LoopState s;
@@ -387,7 +445,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   // The sort and scan paths update incrementally (member sums kept, moved points read); the
   // relocation edits the sums and counts it is given, so it then gets copies.
   const bool incremental = sort || (s.scan && plan_scan_incremental(s));
-  const std::size_t state_bytes = 8 * B + 4 * B + 4 * B + 8 + 4 * (B + 1) + B;  // see below
+  const std::size_t state_bytes = 8 * B + 4 * B + 4 * B + 8 + 4 * (B + 1) + 4 * B + B;  // see below
   Arena arena(st);
   const std::size_t at_c_prev = arena.add<float>(BK * D), at_h = arena.add<float>(B * s.plan.kp),
                     at_partial = arena.add<float>(partial_n), at_joined = arena.add<double>(runs_n),
@@ -401,20 +459,22 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
                     at_perm = arena.add<std::int32_t>(sort_n), at_offsets = arena.add<std::int32_t>(sort ? BK + 1 : 0),
                     at_sort_tmp = arena.add<unsigned char>(sort ? std::max<std::size_t>(sort_bytes, 1) : 0),
                     at_sums = arena.add<double>(BK * D), at_shift_k = arena.add<double>(BK),
-                    at_objective_k = arena.add<double>(BK), at_sum_xx = arena.add<double>(B),
+                    at_objective_k = arena.add<double>(BK), at_sum_xx = arena.add<double>(opt.on_iteration ? B : 0),
                     at_counts = arena.add<std::int64_t>(BK),
                     at_history = arena.add<double>(opt.on_iteration ? B * opt.max_iter * 3 : 0),
-                    at_dist = arena.add<float>(out.distances ? 0 : BN), at_state = arena.add<unsigned char>(state_bytes);
+                    at_dist = arena.add<float>(out.distances ? 0 : BN),
+                    at_dist_parts = arena.add<double>(B * label_distance_parts(B, N)), at_state = arena.add<unsigned char>(state_bytes);
   arena.allocate();
   // state: inertia (B double), n_iter (B int), changed (B int), iteration and finished (int),
-  // tickets (B + 1 unsigned), done (B bytes)
+  // tickets (B + 1 unsigned), the final distances' tickets (B unsigned), done (B bytes)
   unsigned char* state = arena.get<unsigned char>(at_state);
   double* inertia = reinterpret_cast<double*>(state);
   int* n_iter = reinterpret_cast<int*>(inertia + B);
   int* changed = n_iter + B;
   int* counters = changed + B;
   unsigned* tickets = reinterpret_cast<unsigned*>(counters + 2);
-  std::uint8_t* done = reinterpret_cast<std::uint8_t*>(tickets + B + 1);
+  unsigned* dist_tickets = tickets + B + 1;
+  std::uint8_t* done = reinterpret_cast<std::uint8_t*>(dist_tickets + B);
   float* dist = out.distances ? out.distances : arena.get<float>(at_dist);
   std::int32_t* keys = arena.get<std::int32_t>(at_keys);
   std::int32_t* sorted_keys = arena.get<std::int32_t>(at_sorted_keys);
@@ -448,10 +508,12 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
     // The member sums start empty: the first assignment moves every point (from label -1).
     FK_CUDA(cudaMemsetAsync(s.members, 0, sizeof(double) * BK * D, st));
   }
-  if (opt.metric == Metric::euclidean) batch_sums(pts.xx.get(), B, N, arena.get<double>(at_sum_xx), st);
+  // The sum of squared norms enters only the objective reported per iteration.
+  if (opt.metric == Metric::euclidean && opt.on_iteration) batch_sums(pts.xx.get(), B, N, arena.get<double>(at_sum_xx), st);
 
-  // The caller's buffers are first written here, after every allocation: running out of device
-  // memory (or a bad given centroid) above leaves them untouched.
+  // The caller's buffers are first written here, after every allocation and the input check:
+  // running out of device memory or bad input leaves them untouched.
+  check.finish();
   s.c = out.centroids;
   initial_centroids(x, pts.update, opt, s.c, st);
   FK_CUDA(cudaMemsetAsync(out.labels, 0xff, sizeof(std::int32_t) * BN, st));  // -1: no label yet
@@ -525,8 +587,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   }
   // The distances reported come from the differences in float32, not from the expanded form the
   // assignment ranks with (which loses digits far from the origin and in tf32).
-  label_distances(s, pts.update, dist, st);
-  batch_sums(dist, B, N, inertia, st);
+  label_distances(s, pts.update, dist, st, {inertia, arena.get<double>(at_dist_parts), dist_tickets});
 
   const std::vector<unsigned char> summary = download(state, state_bytes, st);
   FitSummary r;
@@ -552,11 +613,7 @@ void predict_on_device(const TensorView& x, const TensorView& centroids, const P
   const cudaStream_t st = scope.get();
   const std::int64_t B = x.batch, N = x.rows, D = x.cols, K = centroids.rows;
   check_sizes(x, K);
-  {
-    DeviceBuffer<unsigned> scratch(4, st);
-    check_rows(x, centroids, centroids.device.type == DeviceType::cuda ? "centroids" : nullptr, opt.metric,
-               scratch.get(), st);
-  }
+  InputCheck(x, centroids, centroids.device.type == DeviceType::cuda ? "centroids" : nullptr, opt.metric, st).finish();
   Points pts(st);
   prepare_points(x, opt.metric, pts, st);
 

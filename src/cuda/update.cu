@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdlib>
+#include <cstring>
 
 #include "cuda/buffer.cuh"
 #include "cuda/check.cuh"
@@ -394,10 +395,35 @@ struct BlockReducer {
     Quad out4;
   };
   Storage* st;
+  __device__ int rank() const { return threadIdx.x; }
+  __device__ int size() const { return blockDim.x; }
   __device__ double sum(double v) const { return from_first_thread(Reduce(st->tmp).Sum(v), &st->out); }
   template <class Op>
   __device__ Quad reduce(const Quad& v, Op op) const {
     return from_first_thread(Reduce4(st->tmp4).Reduce(v, op), &st->out4);
+  }
+};
+
+// The same for one warp (the warp-per-cluster finish): a butterfly of shuffles, after which every
+// lane holds the same value (each step adds the same two operands in every lane).
+struct WarpReducer {
+  __device__ int rank() const { return threadIdx.x % 32; }
+  __device__ int size() const { return 32; }
+  __device__ double sum(double v) const {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+  }
+  template <class Op>
+  __device__ Quad reduce(Quad v, Op op) const {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+      Quad o;
+#pragma unroll
+      for (int c = 0; c < 4; ++c) o.v[c] = __shfl_xor_sync(0xffffffffu, v.v[c], off);
+      v = op(v, o);
+    }
+    return v;
   }
 };
 
@@ -414,13 +440,13 @@ __device__ __forceinline__ T row_value(const T* p) {
 // that may be prev (each element is read before prev's is written) or s.c's row when prev is
 // null; prev: where old is saved (null: it is there already). kGlobal: the rows are in global
 // memory (no bound on D), else in shared memory. Each thread reads only the elements it writes.
-// Called by a whole block.
+// Called by the whole team that red reduces over (a block or a warp).
 template <bool kGlobal, class Red>
 __device__ void finalize_cluster(const LoopState& s, DType ct_type, std::int64_t b, std::int64_t j, std::int64_t count,
                                  const double* sums, const float* old, float* row, float* prev, const Red& red) {
   const std::int64_t g = b * s.k + j, D = s.d;
   double sq = 0;
-  for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
+  for (std::int64_t q = red.rank(); q < D; q += red.size()) {
     const float v = count > 0 ? static_cast<float>(row_value<kGlobal>(sums + q) * (1.0 / static_cast<double>(count)))
                               : row_value<kGlobal>(old + q);
     row[q] = v;
@@ -429,14 +455,14 @@ __device__ void finalize_cluster(const LoopState& s, DType ct_type, std::int64_t
   if (s.metric != Metric::euclidean) {
     const double norm = sqrt(red.sum(sq));
     const float inv = static_cast<float>(1.0 / (norm > 1e-12 ? norm : 1e-12));
-    for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) row[q] *= inv;
+    for (std::int64_t q = red.rank(); q < D; q += red.size()) row[q] *= inv;
   }
   // Shift, sums . row, ||row||^2 and ||compute-type row||^2 in one reduction; the compute-type row
   // (write_compute_row's values; its padding columns stay the zeros prepare_centroids wrote).
   const std::int64_t at = (b * s.plan.kp + j) * s.plan.dp;
   const bool tf32 = s.plan.kind == MmaKind::tf32;  // stored rounded: the kernel skips the conversion
   Quad t = {{0, 0, 0, 0}};
-  for (std::int64_t q = threadIdx.x; q < D; q += blockDim.x) {
+  for (std::int64_t q = red.rank(); q < D; q += red.size()) {
     const float v = row[q], o = row_value<kGlobal>(old + q);
     const double diff = static_cast<double>(v) - o;
     t.v[0] += diff * diff;
@@ -448,7 +474,7 @@ __device__ void finalize_cluster(const LoopState& s, DType ct_type, std::int64_t
     s.c[g * D + q] = v;
   }
   t = red.reduce(t, QuadSum());
-  if (threadIdx.x == 0) {
+  if (red.rank() == 0) {
     const double sc = t.v[1], cc = t.v[2];
     s.shift_k[g] = t.v[0];
     s.objective_k[g] = count == 0 ? 0.0 : s.metric == Metric::euclidean ? static_cast<double>(count) * cc - 2 * sc : sc;
@@ -485,10 +511,10 @@ __device__ void bookkeeping_batch(const LoopState& s, std::int64_t b, const Red&
   t = red.reduce(t, [](const Quad& a, const Quad& c) { return Quad{{a.v[0] + c.v[0], a.v[1] > c.v[1] ? a.v[1] : c.v[1], 0, 0}}; });
   const double obj = t.v[0], mx = sqrt(t.v[1]);
   if (threadIdx.x == 0) {
-    const double objective = s.metric == Metric::euclidean ? fmax(0.0, s.sum_xx[b] + obj)
-                             : s.metric == Metric::cosine  ? static_cast<double>(s.n) - obj
-                                                           : -obj;
-    if (s.history) {
+    if (s.history) {  // (sum_xx is there only then)
+      const double objective = s.metric == Metric::euclidean ? fmax(0.0, s.sum_xx[b] + obj)
+                               : s.metric == Metric::cosine  ? static_cast<double>(s.n) - obj
+                                                             : -obj;
       double* h = s.history + (b * s.max_iter + it) * 3;
       h[0] = mx, h[1] = objective, h[2] = s.changed[b];
     }
@@ -610,6 +636,58 @@ __global__ void __launch_bounds__(kBlock, 8) sort_finish_kernel(LoopState s, Poi
     }
   }
   close_batch(s, x, b, relocate, ct_type, red);
+}
+
+// The sort path's finish with a warp per cluster, for many small clusters (the block-per-cluster
+// finish is latency-bound there; see warp_finish): kFinishWarps clusters a block, the same sums and centroid per cluster as
+// sort_finish_kernel, with the warp's rows in shared memory (D <= kWarpFinishD). The relocation
+// and bookkeeping follow in close_batches_kernel.
+constexpr int kFinishWarps = kBlock / 32;
+constexpr std::int64_t kWarpFinishD = 512;  // kFinishWarps * 16 D bytes of shared memory
+
+__global__ void __launch_bounds__(kBlock) sort_finish_warp_kernel(LoopState s, DType ct_type) {
+  extern __shared__ __align__(16) unsigned char smem[];  // kFinishWarps * 16 D bytes
+  const WarpReducer red;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const std::int64_t g = static_cast<std::int64_t>(blockIdx.x) * kFinishWarps + warp, D = s.d;
+  if (g >= s.batches * s.k) return;  // (no block-wide barrier below)
+  const std::int64_t b = g / s.k, j = g % s.k;
+  if (s.done[b]) return;
+  double* sums_row = reinterpret_cast<double*>(smem) + warp * 2 * D;
+  float* old_row = reinterpret_cast<float*>(sums_row + D);
+  float* row = old_row + D;
+  const std::int64_t lo = s.offsets[g], hi = s.offsets[g + 1];
+  const bool first_iteration = *s.iteration == 0;
+  auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
+    double sum = 0;
+    if (to > from)
+      for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
+    return sum;
+  };
+  for (std::int64_t col = lane; col < D; col += 32) {
+    const double joined = run_sum(s.joined, lo, hi, col);
+    const double left = first_iteration ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1], col);
+    const double m = s.members[g * D + col] + (joined - left);
+    s.members[g * D + col] = m;
+    if (s.sums != s.members) s.sums[g * D + col] = m;  // for the relocation, which edits sums
+    sums_row[col] = m, old_row[col] = s.c[g * D + col];
+  }
+  if (lane == 0) s.counts[g] = hi - lo;
+  __syncwarp();
+  finalize_cluster<false>(s, ct_type, b, j, hi - lo, sums_row, old_row, row, s.c_prev + g * D, red);
+}
+
+// After sort_finish_warp_kernel, one block per batch: the relocation and the bookkeeping that
+// the block-per-cluster finish does in each batch's last block.
+__global__ void __launch_bounds__(kBlock) close_batches_kernel(LoopState s, PointsView x, bool relocate, DType ct_type) {
+  __shared__ typename BlockReducer<kBlock>::Storage red_storage;
+  const BlockReducer<kBlock> red{&red_storage};
+  const std::int64_t b = blockIdx.x;
+  if (!s.done[b]) {
+    if (relocate) relocate_batch(s, x, b, ct_type, red);
+    bookkeeping_batch(s, b, red);
+  }
+  finish_batch(s);
 }
 
 // The fused update for small problems (s.scan): one block per cluster (b, j) finds its members by
@@ -821,18 +899,26 @@ __global__ void __launch_bounds__(THREADS, 2)
 
 // A row pass (data.cuh): a warp per point, four points at a time (their loads in flight
 // together), the points walked grid-stride (a warp launched per point: 8.4M points took ~2.6 ms).
+// The grid is (parts, B): a block's points are one batch's. With sums (one float64 per batch),
+// each warp also adds its points' distances in the order it visits them, a block adds its warps'
+// sums in warp order into partial[b, part], and the batch's last block to finish (tickets[b],
+// left at zero again) adds the batch's partials in a fixed tree: the split depends on N and B
+// only, so the sums are the same on every run.
 constexpr int kDistancesInFlight = 4;
-__global__ void label_distances_kernel(LoopState s, PointsView x, float* dist) {
-  constexpr int R = kDistancesInFlight;
-  const int lane = threadIdx.x % 32;
-  const std::int64_t total = s.batches * s.n, step = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32) * R;
-  for (std::int64_t a0 = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32 * R; a0 < total; a0 += step) {
+using PartSum = cub::BlockReduce<double, kRowPassThreads>;
+__global__ void __launch_bounds__(kRowPassThreads)
+    label_distances_kernel(LoopState s, PointsView x, float* dist, double* partial, double* sums, unsigned* tickets) {
+  constexpr int R = kDistancesInFlight, kWarps = kRowPassThreads / 32;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const std::int64_t b = blockIdx.y, parts = gridDim.x, n = s.n, step = parts * kWarps * R;
+  double visited = 0;  // lane 0: this warp's distances
+  for (std::int64_t i0 = (blockIdx.x * kWarps + warp) * R; i0 < n; i0 += step) {
     const float* c[R];
     std::int64_t row[R];
     float scale[R], acc[R] = {};
 #pragma unroll
     for (int u = 0; u < R; ++u) {
-      const std::int64_t at = a0 + u < total ? a0 + u : a0, b = at / s.n, i = at % s.n;
+      const std::int64_t i = i0 + u < n ? i0 + u : i0, at = b * n + i;
       c[u] = s.c + (b * s.k + s.labels[at]) * s.d;
       row[u] = b * x.batch_stride + i * x.row_stride;
       scale[u] = x.row_scale ? x.row_scale[at] : 1.f;
@@ -848,10 +934,30 @@ __global__ void label_distances_kernel(LoopState s, PointsView x, float* dist) {
     for (int u = 0; u < R; ++u) {
       float a = acc[u];
       for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
-      if (lane == 0 && a0 + u < total)
-        dist[a0 + u] = s.metric == Metric::euclidean ? a : s.metric == Metric::cosine ? 1.f - a : -a;
+      const float d = s.metric == Metric::euclidean ? a : s.metric == Metric::cosine ? 1.f - a : -a;
+      if (lane == 0 && i0 + u < n) dist[b * n + i0 + u] = d, visited += d;
     }
   }
+  if (!sums) return;
+  __shared__ double warp_sums[kWarps];
+  __shared__ typename PartSum::TempStorage tmp;
+  __shared__ bool last;
+  if (lane == 0) warp_sums[warp] = visited;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double t = 0;
+    for (int w = 0; w < kWarps; ++w) t += warp_sums[w];
+    partial[b * parts + blockIdx.x] = t;
+    __threadfence();
+    last = atomicAdd(tickets + b, 1u) == parts - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  double t = 0;
+  for (std::int64_t p = threadIdx.x; p < parts; p += kRowPassThreads) t += __ldcg(partial + b * parts + p);
+  t = PartSum(tmp).Sum(t);
+  if (threadIdx.x == 0) sums[b] = t, tickets[b] = 0;
 }
 
 // Values per block in the first pass of batch_sums: the split depends on n alone, so the sums
@@ -910,11 +1016,27 @@ void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, 
   mark("leaving");
 }
 
+// A warp per cluster for many small clusters (D <= kWarpFinishD), a block per cluster otherwise
+// (H100, finish per iteration, block against warp: 32 x 74K, K = 1,000 185 / 139 us; 32 x 16K,
+// K = 100 28.6 / 26.2; 500K, K = 1,000 19 / 35; 8.4M, K = 1,024, 8,192 points a cluster, 105 /
+// 393: a warp then adds up its cluster's many runs alone).
+// FLASHKMEANS_FINISH=warp / block forces either (development aid; warp only where D allows).
+bool warp_finish(const LoopState& s) {
+  if (s.d > kWarpFinishD) return false;
+  if (const char* v = std::getenv("FLASHKMEANS_FINISH"); v && *v) return std::strcmp(v, "warp") == 0;
+  return s.batches * s.k >= 2048 && s.n <= 2048 * s.k;
+}
+
 void sort_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark) {
   walk(s, x, false, s.joined, s.offsets, stream);
   mark("joining");
   const std::int64_t clusters = s.batches * s.k;
-  if (s.d <= kFinishSmemD)
+  if (warp_finish(s)) {
+    sort_finish_warp_kernel<<<static_cast<unsigned>((clusters + kFinishWarps - 1) / kFinishWarps), kBlock,
+                              static_cast<std::size_t>(kFinishWarps * 16 * s.d), stream>>>(s, compute_dtype(s.plan.kind));
+    FK_CUDA_LAUNCHED();
+    close_batches_kernel<<<static_cast<unsigned>(s.batches), kBlock, 0, stream>>>(s, x, relocate, compute_dtype(s.plan.kind));
+  } else if (s.d <= kFinishSmemD)
     sort_finish_kernel<false><<<static_cast<unsigned>(clusters), kBlock, static_cast<std::size_t>(s.d) * 16, stream>>>(
         s, x, relocate, compute_dtype(s.plan.kind));
   else
@@ -1027,9 +1149,14 @@ void restore_converged(const LoopState& s, cudaStream_t stream) {
   FK_CUDA_LAUNCHED();
 }
 
-void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream) {
-  const std::int64_t warps = (s.batches * s.n + kDistancesInFlight - 1) / kDistancesInFlight;
-  label_distances_kernel<<<row_pass_blocks(warps), kRowPassThreads, 0, stream>>>(s, x, dist);
+std::int64_t label_distance_parts(std::int64_t batches, std::int64_t n) {
+  const std::int64_t warps = (n + kDistancesInFlight - 1) / kDistancesInFlight;
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(row_pass_blocks(warps), 4096 / batches));
+}
+
+void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream, const DistanceSums& sums) {
+  const dim3 grid(static_cast<unsigned>(label_distance_parts(s.batches, s.n)), static_cast<unsigned>(s.batches));
+  label_distances_kernel<<<grid, kRowPassThreads, 0, stream>>>(s, x, dist, sums.partial, sums.out, sums.tickets);
   FK_CUDA_LAUNCHED();
 }
 

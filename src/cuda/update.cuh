@@ -71,7 +71,7 @@ struct LoopState {
   double* shift_k = nullptr;                  ///< (B, K) ||c_new - c_old||^2
   double* objective_k = nullptr;              ///< (B, K)
   // per batch
-  const double* sum_xx = nullptr;  ///< (B) sum of ||x||^2 (euclidean objective)
+  const double* sum_xx = nullptr;  ///< (B) sum of ||x||^2 (euclidean objective; with history only)
   int* changed = nullptr;          ///< (B)
   std::uint8_t* done = nullptr;    ///< (B)
   int* n_iter = nullptr;           ///< (B)
@@ -127,8 +127,18 @@ void prepare_update(const LoopState& s);
 /// launch: the last block of each batch does it).
 void finish_iteration(const LoopState& s, cudaStream_t stream, const StageMark& mark);
 
-/// dist[i] = distance of point i to c[labels[i]] (the seed's convention at the end of a fit).
-void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream);
+/// Where label_distances also sums each batch's distances (out null: no sums): partial holds
+/// B * label_distance_parts(B, N) doubles, tickets B counters at zero (left at zero).
+struct DistanceSums {
+  double* out = nullptr;  ///< (B) float64 sums, in a fixed order
+  double* partial = nullptr;
+  unsigned* tickets = nullptr;
+};
+std::int64_t label_distance_parts(std::int64_t batches, std::int64_t n);
+
+/// dist[i] = distance of point i to c[labels[i]] (the seed's convention at the end of a fit);
+/// with sums, also each batch's sum of them.
+void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream, const DistanceSums& sums = {});
 
 /// out[b] = sum of v[b, 0..N) in float64, in a fixed order.
 void batch_sums(const float* v, std::int64_t batches, std::int64_t n, double* out, cudaStream_t stream);
