@@ -52,7 +52,9 @@ __device__ float inverse_norm(std::int64_t cols, Get get) {
 // in float32 (the check and the norms in one read of the points).
 constexpr int kRowsInFlight = 4;
 
-__global__ void bad_rows_kernel(ViewArgs v, std::int64_t rows, bool zero_rows, unsigned* flags, float* xx) {
+// vector: rows of unit column stride, four elements at a time (8- or 16-byte loads; the data
+// read at ~2x the rate of 4-byte loads, see vector_view); else one element a lane at a time.
+__global__ void bad_rows_kernel(ViewArgs v, std::int64_t rows, bool zero_rows, unsigned* flags, float* xx, bool vector) {
   const int lane = threadIdx.x % 32;
   for (std::int64_t r0 = first_row() * kRowsInFlight; r0 < rows; r0 += row_step() * kRowsInFlight) {
     bool bad[kRowsInFlight] = {}, direction[kRowsInFlight] = {};
@@ -60,16 +62,32 @@ __global__ void bad_rows_kernel(ViewArgs v, std::int64_t rows, bool zero_rows, u
     std::int64_t base[kRowsInFlight];
 #pragma unroll
     for (int u = 0; u < kRowsInFlight; ++u) base[u] = r0 + u < rows ? row_base(v, r0 + u) : 0;
+    auto take = [&](int u, float x) {
+      bad[u] |= !isfinite(x);
+      direction[u] |= fabsf(x) >= 1e-12f;
+      acc[u] += x * x;
+    };
+    if (vector) {
+      for (std::int64_t q = 4 * lane; q < v.cols; q += 128) {
+        float x[kRowsInFlight][4];
+#pragma unroll
+        for (int u = 0; u < kRowsInFlight; ++u) {
+          if (r0 + u < rows) load4_as_float(v.data, base[u] + q, v.dtype, true, v.cols - q, x[u]);
+          else x[u][0] = x[u][1] = x[u][2] = x[u][3] = 0.f;
+        }
+#pragma unroll
+        for (int u = 0; u < kRowsInFlight; ++u)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) take(u, x[u][e]);
+      }
+    } else {
 #pragma unroll 2
-    for (std::int64_t q = lane; q < v.cols; q += 32) {
-      float x[kRowsInFlight];
+      for (std::int64_t q = lane; q < v.cols; q += 32) {
+        float x[kRowsInFlight];
 #pragma unroll
-      for (int u = 0; u < kRowsInFlight; ++u) x[u] = r0 + u < rows ? load_as_float(v.data, base[u] + q * v.col_stride, v.dtype) : 0.f;
+        for (int u = 0; u < kRowsInFlight; ++u) x[u] = r0 + u < rows ? load_as_float(v.data, base[u] + q * v.col_stride, v.dtype) : 0.f;
 #pragma unroll
-      for (int u = 0; u < kRowsInFlight; ++u) {
-        bad[u] |= !isfinite(x[u]);
-        direction[u] |= fabsf(x[u]) >= 1e-12f;
-        acc[u] += x[u] * x[u];
+        for (int u = 0; u < kRowsInFlight; ++u) take(u, x[u]);
       }
     }
 #pragma unroll
@@ -136,6 +154,15 @@ __global__ void normalize_kernel(float* c, std::int64_t rows, std::int64_t d) {
 
 }  // namespace
 
+// Whether v's rows can be read four elements at a time with aligned 8- or 16-byte loads: unit
+// column stride, whole groups of four, every row starting on such a boundary.
+static bool vector_view(const TensorView& v) {
+  const std::int64_t bytes = 4 * element_bytes(v.dtype);
+  return v.col_stride == 1 && v.cols % 4 == 0 && (v.rows <= 1 || (v.row_stride * element_bytes(v.dtype)) % bytes == 0) &&
+         (v.batch <= 1 || (v.batch_stride * element_bytes(v.dtype)) % bytes == 0) &&
+         reinterpret_cast<std::uintptr_t>(v.data) % bytes == 0;
+}
+
 unsigned row_pass_blocks(std::int64_t warps) {
   return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>((warps + kRowPassThreads / 32 - 1) / (kRowPassThreads / 32), 4096)));
 }
@@ -143,8 +170,8 @@ unsigned row_pass_blocks(std::int64_t warps) {
 void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaStream_t stream, float* xx) {
   FK_CUDA(cudaMemsetAsync(flags, 0xff, 2 * sizeof(unsigned), stream));  // no bad row yet
   const std::int64_t rows = v.batch * v.rows;
-  bad_rows_kernel<<<row_pass_blocks((rows + kRowsInFlight - 1) / kRowsInFlight), kRowPassThreads, 0, stream>>>(args_of(v), rows,
-                                                                                                       zero_rows, flags, xx);
+  bad_rows_kernel<<<row_pass_blocks((rows + kRowsInFlight - 1) / kRowsInFlight), kRowPassThreads, 0, stream>>>(
+      args_of(v), rows, zero_rows, flags, xx, vector_view(v));
   FK_CUDA_LAUNCHED();
 }
 

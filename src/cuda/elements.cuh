@@ -17,6 +17,30 @@ __device__ __forceinline__ float load_as_float(const void* base, std::int64_t at
   return __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
 }
 
+/// Elements at..at+3 as float: one 8- or 16-byte load when `vector` (the caller has checked that
+/// such loads are aligned there) and all four are in the row (cols_left >= 4), else one at a time
+/// (zeros past cols_left).
+__device__ __forceinline__ void load4_as_float(const void* base, std::int64_t at, DType t, bool vector, std::int64_t cols_left,
+                                               float (&v)[4]) {
+  if (vector && cols_left >= 4) {
+    if (t == DType::float32) {
+      const float4 q = *reinterpret_cast<const float4*>(static_cast<const float*>(base) + at);
+      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+    } else {
+      const uint2 q = *reinterpret_cast<const uint2*>(static_cast<const std::uint16_t*>(base) + at);
+      const std::uint32_t w[2] = {q.x, q.y};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const std::uint16_t bits = static_cast<std::uint16_t>(w[e / 2] >> (16 * (e % 2)));
+        v[e] = t == DType::float16 ? __half2float(__ushort_as_half(bits)) : __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e) v[e] = e < cols_left ? load_as_float(base, at + e, t) : 0.f;
+}
+
 /// Rounds v to the element type and stores it (round to nearest even).
 __device__ __forceinline__ float store_rounded(void* base, std::int64_t at, DType t, float v) {
   if (t == DType::float32) {

@@ -76,23 +76,7 @@ constexpr int kDenseThreads = 256;
 constexpr int kDenseSmem = 200 * 1024;
 
 __device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool vector, std::int64_t cols_left, float (&v)[4]) {
-  if (vector && cols_left >= 4) {
-    if (x.dtype == DType::float32) {
-      const float4 q = *reinterpret_cast<const float4*>(static_cast<const float*>(x.data) + at);
-      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-    } else {
-      const uint2 q = *reinterpret_cast<const uint2*>(static_cast<const std::uint16_t*>(x.data) + at);
-      const std::uint32_t w[2] = {q.x, q.y};
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const std::uint16_t bits = static_cast<std::uint16_t>(w[e / 2] >> (16 * (e % 2)));
-        v[e] = x.dtype == DType::float16 ? __half2float(__ushort_as_half(bits)) : __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
-      }
-    }
-    return;
-  }
-#pragma unroll
-  for (int e = 0; e < 4; ++e) v[e] = e < cols_left ? load_as_float(x.data, at + e, x.dtype) : 0.f;
+  load4_as_float(x.data, at, x.dtype, vector, cols_left, v);
 }
 
 // The sort path's update is incremental: each cluster's member sums (float64) persist across
@@ -907,7 +891,7 @@ __global__ void __launch_bounds__(THREADS, 2)
 constexpr int kDistancesInFlight = 4;
 using PartSum = cub::BlockReduce<double, kRowPassThreads>;
 __global__ void __launch_bounds__(kRowPassThreads)
-    label_distances_kernel(LoopState s, PointsView x, float* dist, double* partial, double* sums, unsigned* tickets) {
+    label_distances_kernel(LoopState s, PointsView x, bool vector, float* dist, double* partial, double* sums, unsigned* tickets) {
   constexpr int R = kDistancesInFlight, kWarps = kRowPassThreads / 32;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const std::int64_t b = blockIdx.y, parts = gridDim.x, n = s.n, step = parts * kWarps * R;
@@ -923,12 +907,30 @@ __global__ void __launch_bounds__(kRowPassThreads)
       row[u] = b * x.batch_stride + i * x.row_stride;
       scale[u] = x.row_scale ? x.row_scale[at] : 1.f;
     }
-    for (std::int64_t q = lane; q < s.d; q += 32) {
-      float v[R], w[R];
+    auto take = [&](int u, float v, float w) {
+      v *= scale[u];
+      acc[u] += s.metric == Metric::euclidean ? (v - w) * (v - w) : v * w;
+    };
+    if (vector) {  // four columns a lane: 8- or 16-byte loads of the point, 16 of the centroid
+      for (std::int64_t q = 4 * lane; q < s.d; q += 128) {
+        float v[R][4];
+        float4 w[R];
 #pragma unroll
-      for (int u = 0; u < R; ++u) v[u] = load_as_float(x.data, row[u] + q, x.dtype) * scale[u], w[u] = c[u][q];
+        for (int u = 0; u < R; ++u) {
+          load4_as_float(x.data, row[u] + q, x.dtype, true, 4, v[u]);
+          w[u] = *reinterpret_cast<const float4*>(c[u] + q);
+        }
 #pragma unroll
-      for (int u = 0; u < R; ++u) acc[u] += s.metric == Metric::euclidean ? (v[u] - w[u]) * (v[u] - w[u]) : v[u] * w[u];
+        for (int u = 0; u < R; ++u) take(u, v[u][0], w[u].x), take(u, v[u][1], w[u].y), take(u, v[u][2], w[u].z), take(u, v[u][3], w[u].w);
+      }
+    } else {
+      for (std::int64_t q = lane; q < s.d; q += 32) {
+        float v[R], w[R];
+#pragma unroll
+        for (int u = 0; u < R; ++u) v[u] = load_as_float(x.data, row[u] + q, x.dtype), w[u] = c[u][q];
+#pragma unroll
+        for (int u = 0; u < R; ++u) take(u, v[u], w[u]);
+      }
     }
 #pragma unroll
     for (int u = 0; u < R; ++u) {
@@ -1156,7 +1158,9 @@ std::int64_t label_distance_parts(std::int64_t batches, std::int64_t n) {
 
 void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaStream_t stream, const DistanceSums& sums) {
   const dim3 grid(static_cast<unsigned>(label_distance_parts(s.batches, s.n)), static_cast<unsigned>(s.batches));
-  label_distances_kernel<<<grid, kRowPassThreads, 0, stream>>>(s, x, dist, sums.partial, sums.out, sums.tickets);
+  // (the centroids may be the caller's buffer: their rows are 16-byte aligned only if it is)
+  const bool vector = vector_rows(x, s.d) && reinterpret_cast<std::uintptr_t>(s.c) % 16 == 0;
+  label_distances_kernel<<<grid, kRowPassThreads, 0, stream>>>(s, x, vector, dist, sums.partial, sums.out, sums.tickets);
   FK_CUDA_LAUNCHED();
 }
 
