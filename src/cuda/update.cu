@@ -97,7 +97,7 @@ __device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool
 constexpr int kWalkThreads = 256;
 constexpr int kWalkStep = 256;
 
-__global__ void __launch_bounds__(kWalkThreads)
+__global__ void __launch_bounds__(kWalkThreads, 3)
     moved_runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector, bool leaving, double* out,
                       std::int32_t* offsets) {
   constexpr int kWarps = kWalkThreads / 32, kPerLane = kWalkStep / 32;
@@ -599,6 +599,7 @@ __global__ void __launch_bounds__(kBlock, 8) sort_finish_kernel(LoopState s, Poi
     auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
       double sum = 0;
       if (to > from)
+#pragma unroll 8  // the loads issued together, the adds still in run order
         for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
       return sum;
     };
@@ -645,6 +646,7 @@ __global__ void __launch_bounds__(kBlock) sort_finish_warp_kernel(LoopState s, D
   auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
     double sum = 0;
     if (to > from)
+#pragma unroll 8  // the loads issued together, the adds still in run order
       for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
     return sum;
   };
