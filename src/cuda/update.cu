@@ -572,6 +572,34 @@ __device__ void close_batch(const LoopState& s, const PointsView& x, std::int64_
   finish_batch(s);
 }
 
+// The sort path's member sums of cluster g, by a team (red: a block or a warp): members[g] +=
+// the rows that joined g - the rows that left it (each the partial rows of g's runs, added in run
+// order), also into s.sums when the relocation edits a copy of its own. With sums_row, each
+// column's new sum and old centroid also go to sums_row and old_row (shared memory). Returns the
+// member count, from the offsets; the team's first thread writes it to s.counts.
+template <class Red>
+__device__ std::int64_t update_members(const LoopState& s, std::int64_t g, const Red& red, double* sums_row, float* old_row) {
+  const std::int64_t D = s.d, lo = s.offsets[g], hi = s.offsets[g + 1];
+  const bool first_iteration = *s.iteration == 0;
+  auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
+    double sum = 0;
+    if (to > from)
+#pragma unroll 8  // the loads issued together, the adds still in run order
+      for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
+    return sum;
+  };
+  for (std::int64_t col = red.rank(); col < D; col += red.size()) {
+    const double joined = run_sum(s.joined, lo, hi, col);
+    const double left = first_iteration ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1], col);
+    const double m = s.members[g * D + col] + (joined - left);
+    s.members[g * D + col] = m;
+    if (s.sums != s.members) s.sums[g * D + col] = m;  // for the relocation, which edits sums
+    if (sums_row) sums_row[col] = m, old_row[col] = s.c[g * D + col];
+  }
+  if (red.rank() == 0) s.counts[g] = hi - lo;
+  return hi - lo;
+}
+
 // The sort path's last step, one block per cluster g: members[g] += the rows that joined g - the
 // rows that left it (each the partial rows of g added in run order, float64), the count from the
 // offsets, then the new centroid; the batch's last block relocates and does the bookkeeping (as
@@ -594,30 +622,13 @@ __global__ void __launch_bounds__(kBlock, 8) sort_finish_kernel(LoopState s, Poi
   float* old_row = reinterpret_cast<float*>(sums_row + (kGlobal ? 0 : D));
   float* row = old_row + (kGlobal ? 0 : D);
   if (!s.done[b]) {
-    const std::int64_t lo = s.offsets[g], hi = s.offsets[g + 1];
-    const bool first_iteration = *s.iteration == 0;
-    auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
-      double sum = 0;
-      if (to > from)
-#pragma unroll 8  // the loads issued together, the adds still in run order
-        for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
-      return sum;
-    };
-    for (std::int64_t col = threadIdx.x; col < D; col += blockDim.x) {
-      const double joined = run_sum(s.joined, lo, hi, col);
-      const double left = first_iteration ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1], col);
-      const double m = s.members[g * D + col] + (joined - left);
-      s.members[g * D + col] = m;
-      if (s.sums != s.members) s.sums[g * D + col] = m;  // for the relocation, which edits sums
-      if (!kGlobal) sums_row[col] = m, old_row[col] = s.c[g * D + col];
-    }
-    if (threadIdx.x == 0) s.counts[g] = hi - lo;
+    const std::int64_t count = update_members(s, g, red, kGlobal ? nullptr : sums_row, old_row);
     float* prev = s.c_prev + g * D;  // global rows: also the new row until it is written to s.c
     if constexpr (kGlobal) {
-      finalize_cluster<true>(s, ct_type, b, j, hi - lo, s.members + g * D, s.c + g * D, prev, prev, red);
+      finalize_cluster<true>(s, ct_type, b, j, count, s.members + g * D, s.c + g * D, prev, prev, red);
     } else {
       __syncthreads();
-      finalize_cluster<false>(s, ct_type, b, j, hi - lo, sums_row, old_row, row, prev, red);
+      finalize_cluster<false>(s, ct_type, b, j, count, sums_row, old_row, row, prev, red);
     }
   }
   close_batch(s, x, b, relocate, ct_type, red);
@@ -633,7 +644,7 @@ constexpr std::int64_t kWarpFinishD = 512;  // kFinishWarps * 16 D bytes of shar
 __global__ void __launch_bounds__(kBlock) sort_finish_warp_kernel(LoopState s, DType ct_type) {
   extern __shared__ __align__(16) unsigned char smem[];  // kFinishWarps * 16 D bytes
   const WarpReducer red;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
   const std::int64_t g = static_cast<std::int64_t>(blockIdx.x) * kFinishWarps + warp, D = s.d;
   if (g >= s.batches * s.k) return;  // (no block-wide barrier below)
   const std::int64_t b = g / s.k, j = g % s.k;
@@ -641,26 +652,9 @@ __global__ void __launch_bounds__(kBlock) sort_finish_warp_kernel(LoopState s, D
   double* sums_row = reinterpret_cast<double*>(smem) + warp * 2 * D;
   float* old_row = reinterpret_cast<float*>(sums_row + D);
   float* row = old_row + D;
-  const std::int64_t lo = s.offsets[g], hi = s.offsets[g + 1];
-  const bool first_iteration = *s.iteration == 0;
-  auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
-    double sum = 0;
-    if (to > from)
-#pragma unroll 8  // the loads issued together, the adds still in run order
-      for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
-    return sum;
-  };
-  for (std::int64_t col = lane; col < D; col += 32) {
-    const double joined = run_sum(s.joined, lo, hi, col);
-    const double left = first_iteration ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1], col);
-    const double m = s.members[g * D + col] + (joined - left);
-    s.members[g * D + col] = m;
-    if (s.sums != s.members) s.sums[g * D + col] = m;  // for the relocation, which edits sums
-    sums_row[col] = m, old_row[col] = s.c[g * D + col];
-  }
-  if (lane == 0) s.counts[g] = hi - lo;
+  const std::int64_t count = update_members(s, g, red, sums_row, old_row);
   __syncwarp();
-  finalize_cluster<false>(s, ct_type, b, j, hi - lo, sums_row, old_row, row, s.c_prev + g * D, red);
+  finalize_cluster<false>(s, ct_type, b, j, count, sums_row, old_row, row, s.c_prev + g * D, red);
 }
 
 // After sort_finish_warp_kernel, one block per batch: the relocation and the bookkeeping that
