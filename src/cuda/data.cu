@@ -154,13 +154,10 @@ __global__ void normalize_kernel(float* c, std::int64_t rows, std::int64_t d) {
 
 }  // namespace
 
-// Whether v's rows can be read four elements at a time with aligned 8- or 16-byte loads: unit
-// column stride, whole groups of four, every row starting on such a boundary.
+// Whether v's rows can be read four elements at a time (unit column stride, aligned rows).
 static bool vector_view(const TensorView& v) {
-  const std::int64_t bytes = 4 * element_bytes(v.dtype);
-  return v.col_stride == 1 && v.cols % 4 == 0 && (v.rows <= 1 || (v.row_stride * element_bytes(v.dtype)) % bytes == 0) &&
-         (v.batch <= 1 || (v.batch_stride * element_bytes(v.dtype)) % bytes == 0) &&
-         reinterpret_cast<std::uintptr_t>(v.data) % bytes == 0;
+  return v.col_stride == 1 && four_element_loads(v.data, v.dtype, v.cols, v.rows <= 1 ? 0 : v.row_stride,
+                                                 v.batch <= 1 ? 0 : v.batch_stride);
 }
 
 unsigned row_pass_blocks(std::int64_t warps) {

@@ -66,4 +66,15 @@ __device__ __forceinline__ std::uint32_t to_tf32(float f) {
 
 inline std::int64_t element_bytes(DType t) { return t == DType::float32 ? 4 : 2; }
 
+/// Whether rows of `cols` elements at data (strides in elements) can be read four elements at a
+/// time with aligned 8- or 16-byte loads (load4_as_float's `vector`): whole groups of four, and
+/// every row starting on such a boundary. Pass a stride that is never used (one row, one batch)
+/// as 0.
+inline bool four_element_loads(const void* data, DType t, std::int64_t cols, std::int64_t row_stride,
+                               std::int64_t batch_stride) {
+  const std::int64_t es = element_bytes(t), bytes = 4 * es;
+  return cols % 4 == 0 && (row_stride * es) % bytes == 0 && (batch_stride * es) % bytes == 0 &&
+         reinterpret_cast<std::uintptr_t>(data) % bytes == 0;
+}
+
 }  // namespace flashkmeans::cuda

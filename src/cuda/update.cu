@@ -984,9 +984,8 @@ __global__ void restore_kernel(LoopState s) {
 
 // Whether rows can be read kColsPerLane elements at a time with aligned vector loads.
 bool vector_rows(const PointsView& x, std::int64_t d) {
-  const std::int64_t es = element_bytes(x.dtype), v = kColsPerLane * es;
-  return d % kColsPerLane == 0 && (x.row_stride * es) % v == 0 && (x.batch_stride * es) % v == 0 &&
-         reinterpret_cast<std::uintptr_t>(x.data) % v == 0;
+  static_assert(kColsPerLane == 4, "load4 reads four columns");
+  return four_element_loads(x.data, x.dtype, d, x.row_stride, x.batch_stride);
 }
 
 unsigned blocks_for(std::int64_t threads, int per_block) {
