@@ -924,6 +924,48 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& i) { return std::string(i.param.name); });
 
 // ---------------------------------------------------------------------------------------------
+// Identical centroids tie exactly, and the lowest index wins: within a centroid tile, across
+// tiles, and in the Hopper kernel's packed fold (16-bit euclidean), where a tie is decided by the
+// position bits that replace the scores' lowest mantissa bits. D = 96 and K = 130 take the Hopper
+// kernel for every mode but exact float32 (the mma.sync kernel): the repeats of centroids 63 and
+// 64 sit in the second tile of 128.
+
+class CudaTies : public testing::TestWithParam<std::tuple<Metric, Mode>> {};
+
+TEST_P(CudaTies, RepeatedCentroidsGoToTheLowestIndex) {
+  FK_REQUIRE_GPU();
+  const auto [m, mode] = GetParam();
+  const std::int64_t n = 3001, d = 96, half = 65, k = 2 * half;
+  std::mt19937 g(83);
+  const fkt::Array x = fkt::make_array(fkt::gaussian(g, n * d), 1, n, d, mode.dtype);
+  // Centroids j and j + half are both point 7 j, as the library sees it (16-bit values exactly).
+  std::vector<float> c(static_cast<std::size_t>(k * d));
+  for (std::int64_t j = 0; j < half; ++j)
+    for (std::int64_t q = 0; q < d; ++q)
+      c[j * d + q] = c[(j + half) * d + q] = static_cast<float>(x.values[7 * j * d + q]);
+  const fkt::Array init = fkt::make_array(c, 1, k, d, DType::float32);
+  const fc::DeviceArray dx = fc::upload(x);
+  fk::KMeansOptions o = given_options(init.view(), k, m, mode, 1);
+  o.final_assignment = false;  // the labels of the first assignment, against the given centroids
+  const fk::KMeansResult r = fk::fit(dx.view, o);
+  int repeats = 0, own = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (r.labels[i] >= half && repeats++ < 5) ADD_FAILURE() << "point " << i << " took the repeat " << r.labels[i];
+  for (std::int64_t j = 0; j < half; ++j)
+    if (r.labels[7 * j] != j && own++ < 5) ADD_FAILURE() << "point " << 7 * j << " is centroid " << j << ", labelled " << r.labels[7 * j];
+  EXPECT_EQ(repeats, 0) << "points labelled with the higher index of two identical centroids";
+  EXPECT_EQ(own, 0) << "points that are a centroid labelled otherwise";
+  std::vector<double> cb(c.begin(), c.end());
+  if (m == Metric::cosine) fkt::normalize_rows(cb.data(), k, d);
+  fkt::check_labels_near_optimal(m, fkt::prepared(x, 0, m), n, d, cb, k, r.labels.data(), "ties", mode.u_in);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CudaTies, testing::Combine(testing::ValuesIn(kMetrics), testing::ValuesIn(kModes)),
+                         [](const auto& i) {
+                           return std::string(fk::to_string(std::get<0>(i.param))) + "_" + std::get<1>(i.param).name;
+                         });
+
+// ---------------------------------------------------------------------------------------------
 // Empty clusters: every initial centroid is x[0], so in the first assignment every point ties
 // between the duplicates and goes to the first.
 

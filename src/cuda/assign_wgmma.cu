@@ -11,7 +11,8 @@
 //   - GROUPS consumer warp groups own MT slices of 64 points each; per centroid tile they start the
 //     accumulators at -h_k, issue the products of every slice, and fold each slice into a running
 //     maximum (score = h_k - x.c, the best centroid maximises -score); the other warp groups'
-//     products keep the tensor cores busy meanwhile;
+//     products keep the tensor cores busy meanwhile (16-bit euclidean: a minimum of packed scores
+//     that carry their column, see packed_score);
 //   - for tf32 (RS), each consumer thread reads its rows of the point tile into registers once,
 //     the products take them as operand A and the point buffer is handed back at once: only the
 //     centroid tiles are read from shared memory by the products.
@@ -80,6 +81,40 @@ __device__ __forceinline__ void product(float (&d)[BN / 2], std::uint64_t a, std
 }
 #endif
 
+// The packed fold (16-bit euclidean): a score -||x - c||^2 / 2 <= 0 becomes the integer of its
+// magnitude's float bits with the five low mantissa bits replaced by the column's position among
+// the thread's 32 (`lop3`: bits of a where mask is set, of the position elsewhere); the smallest
+// such integer is then the closest centroid, ties to the lowest position. The running minimum
+// carries its column, so the fold needs no lookup of where its maximum was (two instructions a
+// score, taken by nearly every warp on nearly every tile). The five bits are 2^-18 of the score:
+// far below the rounding of 16-bit operands.
+__device__ __forceinline__ int packed_score(float acc, int position) {
+  int r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEC;\n" : "=r"(r) : "r"(__float_as_int(acc)), "r"(position), "r"(0x7fffffe0));
+  return r;
+}
+constexpr int kPositionBits = 0x1f;
+
+// The minimum of v[0 .. N), three at a time (`vimnmx3`, one instruction each on Hopper).
+template <int N>
+__device__ __forceinline__ int min_tree(const int (&v)[N]) {
+  if constexpr (N == 1) {
+    return v[0];
+  } else if constexpr (N == 2) {
+    return min(v[0], v[1]);
+  } else {
+    constexpr int M = (N + 2) / 3;
+    int u[M];
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      if (3 * i + 2 < N) u[i] = __vimin3_s32(v[3 * i], v[3 * i + 1], v[3 * i + 2]);
+      else if (3 * i + 1 < N) u[i] = min(v[3 * i], v[3 * i + 1]);
+      else u[i] = v[3 * i];
+    }
+    return min_tree<M>(u);
+  }
+}
+
 // The slot and phase parity of a ring of barriers, advanced one use at a time: the slot counts
 // are run-time values, and divisions by them showed in the SASS of the main loop.
 struct Ring {
@@ -90,7 +125,7 @@ struct Ring {
   }
 };
 
-template <MmaKind KIND, int BN, int MT, int GROUPS>
+template <MmaKind KIND, int BN, int MT, int GROUPS, bool PACKED>
 __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     assign_wgmma_kernel(AssignArgs a, Shape sh, const __grid_constant__ CUtensorMap centroid_map,
                         const __grid_constant__ CUtensorMap point_map) {
@@ -98,6 +133,7 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
   static_assert(MT == 1 || MT == 2, "one or two slices per warp group");
   // tf32: the points' operand from registers (see the top of the file and plan_wgmma).
   constexpr bool RS = KIND == MmaKind::tf32;
+  static_assert(!PACKED || !RS, "the packed fold takes 16-bit products");
   constexpr int ES = element_size(KIND);
   static_assert(GROUPS == 2 || (GROUPS == 3 && MT == 1 && KIND != MmaKind::tf32), "three groups: one 16-bit slice each");
   constexpr int BM = 64 * GROUPS * MT;
@@ -199,11 +235,21 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
   };
   // acc[m] = -h of the loaded tile. Each register is written from the loaded value, never copied
   // from another accumulator (ptxas would take that for a read of accumulators in flight).
+  // Packed: acc[m] = -h - ||x||^2 / 2 of the row (xxh), so that the products end at -||x - c||^2 / 2.
+  float xxh[MT][2];
   const auto init_slice = [&](int m) {
+    if constexpr (PACKED) {
 #pragma unroll
-    for (int q = 0; q < BN / 8; ++q) {
-      acc[m][4 * q] = hopper::negated(h_next[q].x), acc[m][4 * q + 2] = hopper::negated(h_next[q].x);
-      acc[m][4 * q + 1] = hopper::negated(h_next[q].y), acc[m][4 * q + 3] = hopper::negated(h_next[q].y);
+      for (int q = 0; q < BN / 8; ++q) {
+        acc[m][4 * q] = -h_next[q].x - xxh[m][0], acc[m][4 * q + 2] = -h_next[q].x - xxh[m][1];
+        acc[m][4 * q + 1] = -h_next[q].y - xxh[m][0], acc[m][4 * q + 3] = -h_next[q].y - xxh[m][1];
+      }
+    } else {
+#pragma unroll
+      for (int q = 0; q < BN / 8; ++q) {
+        acc[m][4 * q] = hopper::negated(h_next[q].x), acc[m][4 * q + 2] = hopper::negated(h_next[q].x);
+        acc[m][4 * q + 1] = hopper::negated(h_next[q].y), acc[m][4 * q + 3] = hopper::negated(h_next[q].y);
+      }
     }
   };
   // acc[m] += the products of slice m with the centroid tile in stage st.
@@ -240,6 +286,7 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
         const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
         old_label[m][hr] = -1, xx_row[m][hr] = 0.f;
         if (t == 0 && row < a.n) old_label[m][hr] = a.labels[b * a.n + row], xx_row[m][hr] = norm_for_distance(a, b * a.n + row);
+        if constexpr (PACKED) xxh[m][hr] = row < a.n ? 0.5f * a.xx[b * a.n + row] : 0.f;
       }
     hopper::barrier_wait(x_full + xb, x_ring.phase);
     const std::uint64_t x_desc = hopper::descriptor(xt);
@@ -256,24 +303,44 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     for (int m = 0; m < MT; ++m)
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) best_s[m][hr] = -__int_as_float(0x7f800000), best_i[m][hr] = 0x7fffffff;
+    // Packed: the best packed score per row and the centroid tile it came from.
+    int best_p[MT][2], best_j[MT][2];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) best_p[m][hr] = 0x7fffffff, best_j[m][hr] = 0;
 
-    // The tile's best per row of slice m; the column is looked up only when it beats the running
-    // best (lowest column on ties, as earlier tiles hold lower columns).
+    // The tile's best per row of slice m. Packed (16-bit euclidean): the minimum of the packed
+    // scores, kept with its tile. Otherwise the maximum, its column looked up only when it beats
+    // the running best (lowest column on ties, as earlier tiles hold lower columns).
     const auto fold = [&](int m, int j) {
+      if constexpr (PACKED) {
 #pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float mx = acc[m][2 * hr];
+        for (int hr = 0; hr < 2; ++hr) {
+          int v[BN / 4];
 #pragma unroll
-        for (int q = 0; q < BN / 8; ++q) mx = fmaxf(mx, fmaxf(acc[m][4 * q + 2 * hr], acc[m][4 * q + 2 * hr + 1]));
-        if (mx > best_s[m][hr]) {
-          int idx = 0;
+          for (int q = 0; q < BN / 8; ++q)
+            v[2 * q] = packed_score(acc[m][4 * q + 2 * hr], 2 * q), v[2 * q + 1] = packed_score(acc[m][4 * q + 2 * hr + 1], 2 * q + 1);
+          const int mn = min_tree(v);
+          // Across tiles the magnitudes decide alone: on equal ones the earlier tile (lower columns) stays.
+          if ((mn & ~kPositionBits) < (best_p[m][hr] & ~kPositionBits)) best_p[m][hr] = mn, best_j[m][hr] = j;
+        }
+      } else {
 #pragma unroll
-          for (int q = BN / 8 - 1; q >= 0; --q) {
-            const int col = j * BN + 8 * q + 2 * t;
-            if (acc[m][4 * q + 2 * hr + 1] == mx) idx = col + 1;
-            if (acc[m][4 * q + 2 * hr] == mx) idx = col;
+        for (int hr = 0; hr < 2; ++hr) {
+          float mx = acc[m][2 * hr];
+#pragma unroll
+          for (int q = 0; q < BN / 8; ++q) mx = fmaxf(mx, fmaxf(acc[m][4 * q + 2 * hr], acc[m][4 * q + 2 * hr + 1]));
+          if (mx > best_s[m][hr]) {
+            int idx = 0;
+#pragma unroll
+            for (int q = BN / 8 - 1; q >= 0; --q) {
+              const int col = j * BN + 8 * q + 2 * t;
+              if (acc[m][4 * q + 2 * hr + 1] == mx) idx = col + 1;
+              if (acc[m][4 * q + 2 * hr] == mx) idx = col;
+            }
+            best_s[m][hr] = mx, best_i[m][hr] = idx;
           }
-          best_s[m][hr] = mx, best_i[m][hr] = idx;
         }
       }
     };
@@ -318,7 +385,12 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
       for (int hr = 0; hr < 2; ++hr) {
         float s = -best_s[m][hr];  // back to the score h_k - x.c
         int i = best_i[m][hr];
+        if constexpr (PACKED) {  // ||x - c||^2 / 2 and its column, then the score ||x - c||^2 / 2 - ||x||^2 / 2
+          const int p = best_p[m][hr] & kPositionBits;
+          s = __int_as_float(best_p[m][hr] & ~kPositionBits), i = best_j[m][hr] * BN + 8 * (p >> 1) + 2 * t + (p & 1);
+        }
         quad_best(s, i);
+        if constexpr (PACKED) s -= xxh[m][hr];
         const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
         if (t == 0 && row < a.n && write_assignment(a, b, b * a.n + row, s, i, old_label[m][hr], xx_row[m][hr]))
           ++moved, bits |= 1u << (hr * 8 + g);
@@ -386,31 +458,33 @@ CUtensorMap point_map(const AssignPlan& p, const AssignArgs& a) {
   return tiled_map(a.x, static_cast<int>(es), 3, dims, strides, box, "point tiles");
 }
 
-template <MmaKind KIND, int BN, int MT, int GROUPS>
+template <MmaKind KIND, int BN, int MT, int GROUPS, bool PACKED>
 void launch_one(const AssignPlan& p, const AssignArgs& a, const Shape& sh, cudaStream_t stream) {
   const std::int64_t tiles = sh.row_tiles * a.batches;
   const auto blocks = static_cast<unsigned>(tiles < p.blocks ? tiles : p.blocks);
-  assign_wgmma_kernel<KIND, BN, MT, GROUPS>
+  assign_wgmma_kernel<KIND, BN, MT, GROUPS, PACKED>
       <<<blocks, block_threads(GROUPS), p.smem_bytes, stream>>>(a, sh, centroid_map(p, a), point_map(p, a));
   FK_CUDA_LAUNCHED();
 }
 
 // Calls f with the kernel instance of the plan (f is a generic lambda taking the function pointer
 // and its template arguments as a tag).
-template <MmaKind KIND, int BN, int MT, int GROUPS = 2>
+template <MmaKind KIND, int BN, int MT, int GROUPS = 2, bool PACKED = false>
 struct Tag {
   static constexpr MmaKind kind = KIND;
   static constexpr int bn = BN, mt = MT, groups = GROUPS;
+  static constexpr bool packed = PACKED;
 };
 
+// packed: the packed fold where the kernel has it (16-bit products, three groups).
 template <typename F>
-void dispatch(const AssignPlan& p, F&& f) {
+void dispatch(const AssignPlan& p, bool packed, F&& f) {
   const auto by_shape = [&](auto kind) {
     constexpr MmaKind K = decltype(kind)::value;
     constexpr int MT2 = K == MmaKind::tf32 ? 1 : 2;  // tf32 plans take one slice (plan_wgmma)
     if (p.bn == 128) {
       if constexpr (K != MmaKind::tf32)
-        if (p.groups == 3) return f(Tag<K, 128, 1, 3>{});
+        if (p.groups == 3) return packed ? f(Tag<K, 128, 1, 3, true>{}) : f(Tag<K, 128, 1, 3>{});
       if (p.slices == 2) return f(Tag<K, 128, MT2>{});
       return f(Tag<K, 128, 1>{});
     }
@@ -422,6 +496,14 @@ void dispatch(const AssignPlan& p, F&& f) {
     case MmaKind::bf16: return by_shape(std::integral_constant<MmaKind, MmaKind::bf16>{});
     default: return by_shape(std::integral_constant<MmaKind, MmaKind::tf32>{});
   }
+}
+
+// The packed fold ranks by -||x - c||^2 / 2 <= 0, which needs the points' norms: euclidean only.
+// FLASHKMEANS_FOLD=lookup keeps the lookup (development aid).
+bool packed_fold(const AssignArgs& a) {
+  if (a.metric != Metric::euclidean || !a.xx) return false;
+  const char* v = std::getenv("FLASHKMEANS_FOLD");
+  return !(v && std::strcmp(v, "lookup") == 0);
 }
 
 Shape shape_of(const AssignPlan& p, const AssignArgs& a) {
@@ -506,18 +588,19 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
 }
 
 void prepare_wgmma(const AssignPlan& p) {
-  dispatch(p, [&](auto tag) {
-    using T = decltype(tag);
-    FK_CUDA(cudaFuncSetAttribute(assign_wgmma_kernel<T::kind, T::bn, T::mt, T::groups>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 kSmemLimit));
-  });
+  for (const bool packed : {false, true})
+    dispatch(p, packed, [&](auto tag) {
+      using T = decltype(tag);
+      FK_CUDA(cudaFuncSetAttribute(assign_wgmma_kernel<T::kind, T::bn, T::mt, T::groups, T::packed>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit));
+    });
 }
 
 void launch_wgmma(const AssignPlan& p, const AssignArgs& a, cudaStream_t stream) {
   const Shape sh = shape_of(p, a);
-  dispatch(p, [&](auto tag) {
+  dispatch(p, packed_fold(a), [&](auto tag) {
     using T = decltype(tag);
-    launch_one<T::kind, T::bn, T::mt, T::groups>(p, a, sh, stream);
+    launch_one<T::kind, T::bn, T::mt, T::groups, T::packed>(p, a, sh, stream);
   });
 }
 
