@@ -966,6 +966,48 @@ INSTANTIATE_TEST_SUITE_P(Modes, CudaTies, testing::Combine(testing::ValuesIn(kMe
                          });
 
 // ---------------------------------------------------------------------------------------------
+// The packed fold's bias rows scale -h and -||x||^2 / 2 by a power of two per batch so that
+// three 16-bit parts hold them; data too small or too large for that takes the lookup fold.
+// Batch 0 stays at scale 1 (sigma < 1), batch 1 takes the scale: 1e-3 and 3e3 (||x||^2 / 2 ~
+// 1e-4 and 9e8 here) send it to the lookup fold (two launches share the batches), 30 to the bias
+// rows with sigma > 1. Either way: the CPU's labels and inertia.
+
+class CudaScales : public testing::TestWithParam<std::tuple<double, Mode>> {};
+
+TEST_P(CudaScales, EveryScaleMatchesCpu) {
+  FK_REQUIRE_GPU();
+  const auto [scale, mode] = GetParam();
+  const std::int64_t nb = 2, n = 3001, d = 96, k = 130;
+  std::mt19937 g(89);
+  std::vector<float> raw = fkt::blobs(g, nb, n, d, 40, 10.0, 1.0);
+  for (std::size_t e = static_cast<std::size_t>(n * d); e < raw.size(); ++e) raw[e] = static_cast<float>(raw[e] * scale);
+  const fkt::Array x = fkt::make_array(raw, nb, n, d, mode.dtype);
+  std::vector<float> c(static_cast<std::size_t>(nb * k * d));
+  for (std::int64_t b = 0; b < nb; ++b)
+    for (std::int64_t j = 0; j < k; ++j)
+      for (std::int64_t q = 0; q < d; ++q) c[(b * k + j) * d + q] = static_cast<float>(*(x.row(b, 11 * j) + q));
+  const fkt::Array init = fkt::make_array(c, nb, k, d, DType::float32);
+  const fc::DeviceArray dx = fc::upload(x);
+  fk::KMeansOptions o = given_options(init.view(), k, Metric::euclidean, mode, 1);
+  o.final_assignment = false;  // the labels of the first assignment, against the given centroids
+  const fk::KMeansResult r = fk::fit(dx.view, o), cpu = fk::fit(x.view(), o);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::vector<double> cb(c.begin() + b * k * d, c.begin() + (b + 1) * k * d);
+    fkt::check_labels_near_optimal(Metric::euclidean, fkt::prepared(x, b, Metric::euclidean), n, d, cb, k,
+                                   r.labels.data() + b * n, "scale", mode.u_in);
+    EXPECT_LE(relative_diff(r.inertia[b], cpu.inertia[b]), 1e-4) << "batch " << b;
+  }
+  EXPECT_GE(fkt::agreement(r.labels.data(), cpu.labels.data(), nb * n), 0.99) << "label agreement with the CPU";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CudaScales, testing::Combine(testing::Values(1e-3, 1.0, 30.0, 3e3), testing::Values(kF16, kBF16)),
+                         [](const auto& i) {
+                           const double s = std::get<0>(i.param);
+                           return std::string(s < 1 ? "small" : s == 1 ? "unit" : s < 100 ? "large" : "huge") + "_" +
+                                  std::get<1>(i.param).name;
+                         });
+
+// ---------------------------------------------------------------------------------------------
 // Empty clusters: every initial centroid is x[0], so in the first assignment every point ties
 // between the duplicates and goes to the first.
 

@@ -54,7 +54,19 @@ struct AssignArgs {
   const float* xx = nullptr;              ///< (B, N) ||x||^2, needed for euclidean distances
   int* changed = nullptr;                 ///< (B) optional: += labels that changed
   const std::uint8_t* skip = nullptr;     ///< (B) optional: batches to leave untouched
+  /// Optional (the Hopper kernel's packed fold): (B, kp) bias rows (bias_row_offset) and (B + 1)
+  /// their scale sigma per batch, then the count of batches without one (sigma 0: the lookup fold).
+  const void* bias = nullptr;
+  const float* bias_scale = nullptr;
 };
+
+/// The bias rows: 16 elements of the compute type per centroid, [q1, q2, q3, sigma, sigma, sigma,
+/// 0, ...] with q1 + q2 + q3 = -h / sigma, stored as the Hopper products read a K-major operand
+/// without swizzle: 8-row groups of 256 bytes, each two 8 x 16-byte core matrices (columns 0-7,
+/// then 8-15). Byte offset of element (row, col); a tile of rows starts at row * 32.
+__host__ __device__ constexpr std::int64_t bias_row_offset(std::int64_t row, int col) {
+  return row / 8 * 256 + col / 8 * 128 + row % 8 * 16 + col % 8 * 2;
+}
 
 /// 16-bit words per batch of AssignArgs::moved. A bit array is small enough (N / 8 bytes) to stay
 /// in L2 for the update's reads, which come in the sorted order, not the points' order.
@@ -70,5 +82,8 @@ void launch_assign(const AssignPlan& plan, const AssignArgs& a, cudaStream_t str
 bool plan_wgmma(AssignPlan& plan, std::int64_t k, std::int64_t d, int device);
 void prepare_wgmma(const AssignPlan& plan);
 void launch_wgmma(const AssignPlan& plan, const AssignArgs& a, cudaStream_t stream);
+/// Whether a fit with this plan and metric takes the packed fold, which needs bias rows
+/// (AssignArgs::bias; FLASHKMEANS_FOLD=lookup keeps the lookup fold, a development aid).
+bool wants_bias_rows(const AssignPlan& plan, Metric metric);
 
 }  // namespace flashkmeans::cuda

@@ -45,6 +45,7 @@ constexpr int kMaxStages = 4;
 constexpr int kSmemLimit = 227 * 1024;
 constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
 constexpr int kAlignSlack = 1024;                   // the tiles start at a 1024-byte boundary
+constexpr int kBiasBytes = 32;                      // a bias row: 16 elements of 16 bits
 
 struct Shape {
   int kp = 0;
@@ -125,6 +126,17 @@ struct Ring {
   }
 };
 
+// With bias rows (AssignArgs::bias_scale) two launches share the batches: the packed fold takes
+// those with a sigma, the lookup fold the others (none, usually: it then leaves at once).
+template <bool PACKED>
+__device__ __forceinline__ bool takes_batch(const AssignArgs& a, std::int64_t b) {
+  return !a.bias_scale || (a.bias_scale[b] > 0.f) == PACKED;
+}
+template <bool PACKED>
+__device__ __forceinline__ bool nothing_to_do(const AssignArgs& a) {
+  return !PACKED && a.bias_scale && reinterpret_cast<const int*>(a.bias_scale)[a.batches] == 0;
+}
+
 template <MmaKind KIND, int BN, int MT, int GROUPS, bool PACKED>
 __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     assign_wgmma_kernel(AssignArgs a, Shape sh, const __grid_constant__ CUtensorMap centroid_map,
@@ -133,7 +145,7 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
   static_assert(MT == 1 || MT == 2, "one or two slices per warp group");
   // tf32: the points' operand from registers (see the top of the file and plan_wgmma).
   constexpr bool RS = KIND == MmaKind::tf32;
-  static_assert(!PACKED || !RS, "the packed fold takes 16-bit products");
+  static_assert(!PACKED || (!RS && BN == 128), "the packed fold takes 16-bit products and 128-centroid tiles");
   constexpr int ES = element_size(KIND);
   static_assert(GROUPS == 2 || (GROUPS == 3 && MT == 1 && KIND != MmaKind::tf32), "three groups: one 16-bit slice each");
   constexpr int BM = 64 * GROUPS * MT;
@@ -150,6 +162,11 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
   std::uint64_t* empty = full + kMaxStages;
   std::uint64_t* x_full = empty + kMaxStages;
   std::uint64_t* x_empty = x_full + 2;
+  if (nothing_to_do<PACKED>(a)) return;
+  // Packed fold with bias rows (AssignArgs::bias): the centroid tiles' bias rows, a stage each,
+  // then each slice's bias columns of its points (kBiasBytes a row, no swizzle).
+  unsigned char* bias_stages = reinterpret_cast<unsigned char*>(full) + kBarrierBytes;
+  unsigned char* bias_points = bias_stages + S * BN * kBiasBytes;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) hopper::barrier_init(full + s, 1), hopper::barrier_init(empty + s, 4 * GROUPS);
@@ -175,16 +192,19 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     Ring ring, x_ring;
     for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
-      if (a.skip && a.skip[b]) continue;
+      if ((a.skip && a.skip[b]) || !takes_batch<PACKED>(a, b)) continue;
       if (role == 0) {
         for (int j = 0; j < col_tiles; ++j, ++it, ring.advance(S)) {
           const int st = ring.stage;
           if (it >= S) hopper::barrier_wait(empty + st, ring.phase ^ 1u);  // the round before's release
-          hopper::barrier_expect_bytes(full + st, c_bytes);
+          hopper::barrier_expect_bytes(full + st, c_bytes + (PACKED ? BN * kBiasBytes : 0));
           const int row = static_cast<int>(b * sh.kp + j * BN);
 #pragma unroll
           for (int kb = 0; kb < RB / 128; ++kb)
             hopper::tensor_load_2d(cs + st * c_bytes + kb * BN * 128, &centroid_map, kb * (128 / ES), row, full + st);
+          if constexpr (PACKED)
+            hopper::bulk_load(bias_stages + st * BN * kBiasBytes, static_cast<const unsigned char*>(a.bias) + static_cast<std::int64_t>(row) * kBiasBytes,
+                              BN * kBiasBytes, full + st);
         }
       } else {
         const int xb = x_ring.stage;
@@ -233,30 +253,30 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
 #pragma unroll
     for (int q = 0; q < BN / 8; ++q) h_next[q] = __ldg(reinterpret_cast<const float2*>(hb + j * BN + 8 * q + 2 * t));
   };
-  // acc[m] = -h of the loaded tile. Each register is written from the loaded value, never copied
-  // from another accumulator (ptxas would take that for a read of accumulators in flight).
-  // Packed: acc[m] = -h - ||x||^2 / 2 of the row (xxh), so that the products end at -||x - c||^2 / 2.
-  float xxh[MT][2];
+  // acc[m] = -h of the loaded tile (the lookup fold; the packed one starts on the tensor cores).
+  // Each register is written from the loaded value, never copied from another accumulator (ptxas
+  // would take that for a read of accumulators in flight).
+  float xxh[MT][2];  // packed: ||x||^2 / 2 of the rows
   const auto init_slice = [&](int m) {
-    if constexpr (PACKED) {
 #pragma unroll
-      for (int q = 0; q < BN / 8; ++q) {
-        acc[m][4 * q] = -h_next[q].x - xxh[m][0], acc[m][4 * q + 2] = -h_next[q].x - xxh[m][1];
-        acc[m][4 * q + 1] = -h_next[q].y - xxh[m][0], acc[m][4 * q + 3] = -h_next[q].y - xxh[m][1];
-      }
-    } else {
-#pragma unroll
-      for (int q = 0; q < BN / 8; ++q) {
-        acc[m][4 * q] = hopper::negated(h_next[q].x), acc[m][4 * q + 2] = hopper::negated(h_next[q].x);
-        acc[m][4 * q + 1] = hopper::negated(h_next[q].y), acc[m][4 * q + 3] = hopper::negated(h_next[q].y);
-      }
+    for (int q = 0; q < BN / 8; ++q) {
+      acc[m][4 * q] = hopper::negated(h_next[q].x), acc[m][4 * q + 2] = hopper::negated(h_next[q].x);
+      acc[m][4 * q + 1] = hopper::negated(h_next[q].y), acc[m][4 * q + 3] = hopper::negated(h_next[q].y);
     }
   };
   // acc[m] += the products of slice m with the centroid tile in stage st.
+  // Packed: the first k step multiplies the slice's bias columns by the tile's bias rows, d = A B =
+  // -h - ||x||^2 / 2 for every score: the accumulators need no start (no h in registers).
   const auto issue_slice = [&](int m, int st, std::uint64_t x_desc) {
     hopper::fence_registers(acc[m]);
     hopper::wgmma_fence();
     const int slice_bytes = (wg * MT + m) * 64 * 128;
+    if constexpr (PACKED) {
+      const std::uint64_t a_bias = hopper::descriptor_interleaved(bias_points + (wg * MT + m) * 64 * kBiasBytes, 128, 256);
+      const std::uint64_t b_bias = hopper::descriptor_interleaved(bias_stages + st * BN * kBiasBytes, 128, 256);
+      if constexpr (KIND == MmaKind::f16) hopper::wgmma_first_f16_n128(acc[m], a_bias, b_bias);
+      else hopper::wgmma_first_bf16_n128(acc[m], a_bias, b_bias);
+    }
 #pragma unroll
     for (int k = 0; k < KSTEPS; ++k) {
       const int kb = k >> 2, within = (k & 3) * 32;
@@ -272,7 +292,7 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
   Ring ring, x_ring;
   for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
-    if (a.skip && a.skip[b]) continue;
+    if ((a.skip && a.skip[b]) || !takes_batch<PACKED>(a, b)) continue;
     const int xb = x_ring.stage;
     unsigned char* xt = xs + xb * x_bytes;
     // The rows' previous labels and norms, read now: their latency hides under the products (read
@@ -296,6 +316,31 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
       if (lane == 0) hopper::barrier_arrive(x_empty + xb);
     }
     const float* hb = a.h + b * sh.kp;
+    // The bias columns of this group's rows: [sigma x 3, the three parts of -||x||^2 / (2 sigma),
+    // 0 ...]; a quad writes its two rows, 4 columns a thread. The group's products of the tile
+    // before are complete (waited for), so the columns can be rewritten.
+    if constexpr (PACKED) {
+      const float sigma = a.bias_scale[b];  // > 0: the caller checked every batch (packed_fold)
+      {
+        constexpr DType kType = KIND == MmaKind::f16 ? DType::float16 : DType::bfloat16;
+        std::uint16_t one[3], q[3];
+        split3(sigma, kType, one);
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            split3(-xxh[m][hr] / sigma, kType, q);
+            const unsigned sigma2 = one[0] | (static_cast<unsigned>(one[0]) << 16);
+            const uint2 v = t == 0   ? make_uint2(sigma2, one[0] | (static_cast<unsigned>(q[0]) << 16))
+                            : t == 1 ? make_uint2(q[1] | (static_cast<unsigned>(q[2]) << 16), 0u)
+                                     : make_uint2(0u, 0u);
+            const int r = wl * 16 + hr * 8 + g;
+            *reinterpret_cast<uint2*>(bias_points + (wg * MT + m) * 64 * kBiasBytes + bias_row_offset(r, 4 * t)) = v;
+          }
+        hopper::fence_async_shared();  // the columns visible to the products (async proxy)
+        hopper::named_sync(1 + wg, 128);
+      }
+    }
 
     float best_s[MT][2];
     int best_i[MT][2];
@@ -345,18 +390,19 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
       }
     };
 
-    load_h(hb, 0);
+    if constexpr (!PACKED) load_h(hb, 0);
     hopper::barrier_wait(full + ring.stage, ring.phase);
     hopper::fence_async_shared();
+    if constexpr (!PACKED)
 #pragma unroll
-    for (int m = 0; m < MT; ++m) init_slice(m);
+      for (int m = 0; m < MT; ++m) init_slice(m);
 #pragma unroll
     for (int m = 0; m < MT; ++m) issue_slice(m, ring.stage, x_desc);
     // Every slice of a tile completes before any is folded; the other warp group's products
     // keep the tensor cores busy meanwhile. (Folding one slice while the other's products run
     // needs partial waits, which ptxas cannot prove safe: it serialises the products then.)
     for (int j = 0; j < col_tiles; ++j, ring.advance(S)) {
-      if (j + 1 < col_tiles) load_h(hb, j + 1);
+      if (!PACKED && j + 1 < col_tiles) load_h(hb, j + 1);
       hopper::wgmma_wait<0>();
 #pragma unroll
       for (int m = 0; m < MT; ++m) hopper::fence_registers(acc[m]);
@@ -366,8 +412,9 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
       if (j + 1 < col_tiles) {
         Ring next = ring;
         next.advance(S);
+        if constexpr (!PACKED)
 #pragma unroll
-        for (int m = 0; m < MT; ++m) init_slice(m);
+          for (int m = 0; m < MT; ++m) init_slice(m);
         hopper::barrier_wait(full + next.stage, next.phase);
         hopper::fence_async_shared();
 #pragma unroll
@@ -498,13 +545,9 @@ void dispatch(const AssignPlan& p, bool packed, F&& f) {
   }
 }
 
-// The packed fold ranks by -||x - c||^2 / 2 <= 0, which needs the points' norms: euclidean only.
-// FLASHKMEANS_FOLD=lookup keeps the lookup (development aid).
-bool packed_fold(const AssignArgs& a) {
-  if (a.metric != Metric::euclidean || !a.xx) return false;
-  const char* v = std::getenv("FLASHKMEANS_FOLD");
-  return !(v && std::strcmp(v, "lookup") == 0);
-}
+// The packed fold ranks by -||x - c||^2 / 2 <= 0, which needs the points' norms (euclidean only)
+// and the bias rows (wants_bias_rows).
+bool packed_fold(const AssignArgs& a) { return a.metric == Metric::euclidean && a.xx && a.bias && a.bias_scale; }
 
 Shape shape_of(const AssignPlan& p, const AssignArgs& a) {
   Shape sh;
@@ -515,8 +558,11 @@ Shape shape_of(const AssignPlan& p, const AssignArgs& a) {
   return sh;
 }
 
+// Three 16-bit groups take the packed fold, and with it room for the bias rows (a stage each) and
+// the points' bias columns.
 int smem_bytes(int row_bytes, int bn, int slices, int point_buffers, int stages, int groups) {
-  return point_buffers * 64 * groups * slices * row_bytes + stages * bn * row_bytes + kBarrierBytes + kAlignSlack;
+  const int bias = groups == 3 ? (stages * bn + groups * slices * 64) * kBiasBytes : 0;
+  return point_buffers * 64 * groups * slices * row_bytes + stages * bn * row_bytes + kBarrierBytes + bias + kAlignSlack;
 }
 
 // Whether this device runs the Hopper kernels of this build: compiled for sm_90a (CMake defines
@@ -587,6 +633,14 @@ bool plan_wgmma(AssignPlan& p, std::int64_t k, std::int64_t d, int device) {
   return true;
 }
 
+// Only where a point tile meets several centroid tiles: with one (K <= 128) the extra k step and
+// the bias columns' writes cost more than they save (H100: 32 x 16K, K = 100, 8.9 -> 9.2 ms a fit).
+bool wants_bias_rows(const AssignPlan& p, Metric metric) {
+  if (!p.wgmma || p.kind == MmaKind::tf32 || p.groups != 3 || metric != Metric::euclidean || p.kp <= p.bn) return false;
+  const char* v = std::getenv("FLASHKMEANS_FOLD");
+  return !(v && std::strcmp(v, "lookup") == 0);
+}
+
 void prepare_wgmma(const AssignPlan& p) {
   for (const bool packed : {false, true})
     dispatch(p, packed, [&](auto tag) {
@@ -598,10 +652,15 @@ void prepare_wgmma(const AssignPlan& p) {
 
 void launch_wgmma(const AssignPlan& p, const AssignArgs& a, cudaStream_t stream) {
   const Shape sh = shape_of(p, a);
-  dispatch(p, packed_fold(a), [&](auto tag) {
+  const bool packed = packed_fold(a);
+  AssignArgs args = a;
+  if (!packed) args.bias = nullptr, args.bias_scale = nullptr;  // the lookup fold takes every batch
+  const auto launch = [&](auto tag) {
     using T = decltype(tag);
-    launch_one<T::kind, T::bn, T::mt, T::groups, T::packed>(p, a, sh, stream);
-  });
+    launch_one<T::kind, T::bn, T::mt, T::groups, T::packed>(p, args, sh, stream);
+  };
+  if (packed) dispatch(p, true, launch);
+  dispatch(p, false, launch);  // with bias rows: the batches without a sigma (takes_batch)
 }
 
 }  // namespace flashkmeans::cuda

@@ -58,6 +58,23 @@ __device__ __forceinline__ float store_rounded(void* base, std::int64_t at, DTyp
 }
 
 /// f rounded to tf32 (10-bit mantissa, to nearest, ties away), as the bits the tensor cores take.
+// v as the sum of three values of the 16-bit type t (q[0] + q[1] + q[2]: 33 bits of float16, 24 of
+// bfloat16, each part the rounding of what the ones before left), as raw bits. Infinite v: q[0]
+// is v, the others 0.
+__device__ __forceinline__ void split3(float v, DType t, std::uint16_t (&q)[3]) {
+  float rest = v;
+#pragma unroll
+  for (int i = 0; i < 3; ++i) {
+    if (t == DType::bfloat16) {
+      const __nv_bfloat16 p = __float2bfloat16_rn(rest);
+      q[i] = __bfloat16_as_ushort(p), rest = isinf(v) ? 0.f : rest - __bfloat162float(p);
+    } else {
+      const __half p = __float2half_rn(rest);
+      q[i] = __half_as_ushort(p), rest = isinf(v) ? 0.f : rest - __half2float(p);
+    }
+  }
+}
+
 __device__ __forceinline__ std::uint32_t to_tf32(float f) {
   std::uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));

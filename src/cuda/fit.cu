@@ -429,6 +429,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   if (!s.scan) plan_dense(s, multiprocessors, BN * D * element_bytes(x.dtype));
   s.run_rows = plan_run_rows(BN, multiprocessors);
   const bool sort = !s.scan && !s.dense;  // sort-inverse: the only path that sorts (keys and buffers)
+  const bool packed_bias = wants_bias_rows(s.plan, opt.metric);
 
   const int bits = key_bits(BK);
   std::size_t sort_bytes = 0;
@@ -463,7 +464,9 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
                     at_counts = arena.add<std::int64_t>(BK),
                     at_history = arena.add<double>(opt.on_iteration ? B * opt.max_iter * 3 : 0),
                     at_dist = arena.add<float>(out.distances ? 0 : BN),
-                    at_dist_parts = arena.add<double>(B * label_distance_parts(B, N)), at_state = arena.add<unsigned char>(state_bytes);
+                    at_dist_parts = arena.add<double>(B * label_distance_parts(B, N)), at_state = arena.add<unsigned char>(state_bytes),
+                    at_bias = arena.add<unsigned char>(packed_bias ? B * s.plan.kp * 32 : 0),
+                    at_bias_scale = arena.add<float>(packed_bias ? B + 1 : 0);
   arena.allocate();
   // state: inertia (B double), n_iter (B int), changed (B int), iteration and finished (int),
   // tickets (B + 1 unsigned), the final distances' tickets (B unsigned), done (B bytes)
@@ -518,6 +521,11 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   initial_centroids(x, pts.update, opt, s.c, st);
   FK_CUDA(cudaMemsetAsync(out.labels, 0xff, sizeof(std::int32_t) * BN, st));  // -1: no label yet
   prepare_centroids(s, st);
+  // The bias rows serve the whole fit (a batch whose sigma could not be chosen takes the lookup fold).
+  if (packed_bias) {
+    s.bias = arena.get<unsigned char>(at_bias), s.bias_scale = arena.get<float>(at_bias_scale);
+    prepare_bias(s, pts.xx.get(), st);
+  }
 
   AssignArgs a;
   a.x = pts.assign.data, a.x_batch_stride = pts.assign.batch_stride, a.x_row_stride = pts.assign.row_stride;
@@ -525,6 +533,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   a.labels = out.labels, a.keys = keys, a.dist = dist, a.xx = pts.xx.get(), a.changed = changed;
   a.skip = done;
   a.moved = moved, a.left_labels = left_labels;
+  a.bias = s.bias, a.bias_scale = s.bias_scale;
   if (!sort) a.keys = nullptr;  // the dense and scan updates read labels, not sort keys
   if (!incremental) a.moved = nullptr;
   if (!relocate) a.dist = nullptr;  // only the relocation reads the distances of an iteration

@@ -76,6 +76,20 @@ __device__ __forceinline__ void tensor_load_3d(void* smem, const void* tensor_ma
       : "memory");
 }
 
+// Copies `bytes` (a multiple of 16, both addresses 16-byte aligned) from global to shared memory;
+// the barrier counts them.
+__device__ __forceinline__ void bulk_load(void* smem, const void* global, int bytes, std::uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_address(smem)),
+               "l"(reinterpret_cast<std::uint64_t>(global)), "r"(bytes), "r"(smem_address(bar))
+               : "memory");
+}
+
+// Waits until `threads` threads (whole warps) have reached named barrier id (0 is __syncthreads').
+__device__ __forceinline__ void named_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // A 32-bit load from shared memory (the pointer's address space unknown to the compiler).
 __device__ __forceinline__ std::uint32_t load_shared(const void* p) {
   std::uint32_t v;
@@ -104,6 +118,14 @@ __device__ __forceinline__ void claim_registers() {
 __device__ __forceinline__ std::uint64_t descriptor(const void* tile) {
   const std::uint64_t addr = smem_address(tile);
   return ((addr & 0x3FFFF) >> 4) | (std::uint64_t{1} << 16) | (std::uint64_t{1024 >> 4} << 32) | (std::uint64_t{1} << 62);
+}
+
+// Descriptor of a K-major operand tile without swizzle: 8 x 16-byte core matrices, those along K
+// `along_k` bytes apart, 8-row groups `along_rows` bytes apart.
+__device__ __forceinline__ std::uint64_t descriptor_interleaved(const void* tile, int along_k, int along_rows) {
+  const std::uint64_t addr = smem_address(tile);
+  return ((addr & 0x3FFFF) >> 4) | (static_cast<std::uint64_t>(along_k >> 4) << 16) |
+         (static_cast<std::uint64_t>(along_rows >> 4) << 32);
 }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -190,6 +212,18 @@ FK_WGMMA_RS(wgmma_rs_tf32_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k8.f32.
 #undef FK_WGMMA_ACC64_RS
 
 // 16-bit products take the operands' transposition flags (0: K-major); tf32 has none.
+// The same with d = A * B (the accumulators' values ignored): the first k step of a tile.
+#define FK_WGMMA_FIRST(name, regs, instruction, tail)                                             \
+  __device__ __forceinline__ void name(float(&d)[regs], std::uint64_t a, std::uint64_t b) {       \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n" instruction " {" FK_WGMMA_ACC##regs tail \
+                 "\n}\n"                                                                        \
+                 : FK_WGMMA_OPS##regs                                                           \
+                 : "l"(a), "l"(b));                                                              \
+  }
+FK_WGMMA_FIRST(wgmma_first_f16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
+FK_WGMMA_FIRST(wgmma_first_bf16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")
+#undef FK_WGMMA_FIRST
+
 FK_WGMMA(wgmma_f16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
 FK_WGMMA(wgmma_f16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
 FK_WGMMA(wgmma_bf16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")

@@ -40,6 +40,23 @@ DType compute_dtype(MmaKind k) {
   return k == MmaKind::f16 ? DType::float16 : k == MmaKind::bf16 ? DType::bfloat16 : DType::float32;
 }
 
+// Bias row of centroid (b, j) for score offset h (AssignArgs::bias), by one thread; zeros where
+// the batch goes without (sigma 0: the products then add nothing).
+__device__ void write_bias_row(const LoopState& s, DType ct_type, std::int64_t b, std::int64_t j, float h) {
+  const float sigma = s.bias_scale[b];
+  std::uint16_t q[3] = {0, 0, 0}, one[3] = {0, 0, 0};
+  if (sigma != 0.f) {
+    split3(-h / sigma, ct_type, q);
+    split3(sigma, ct_type, one);  // a power of two: one[0] is sigma exactly
+  }
+  const std::int64_t row = b * s.plan.kp + j;
+  auto* at = static_cast<unsigned char*>(s.bias) + bias_row_offset(row, 0);
+  const uint4 first = {q[0] | (static_cast<unsigned>(q[1]) << 16), q[2] | (static_cast<unsigned>(one[0]) << 16),
+                       one[0] | (static_cast<unsigned>(one[0]) << 16), 0u};
+  *reinterpret_cast<uint4*>(at) = first;
+  *reinterpret_cast<uint4*>(at + 128) = make_uint4(0u, 0u, 0u, 0u);  // columns 8-15
+}
+
 // The compute-type row and score offset of centroid (b, j) from its float32 value c_row (null on
 // padding rows). Called by a whole block; sum(v) is the block's fixed-order sum of v.
 template <class Sum>
@@ -56,8 +73,11 @@ __device__ void write_compute_row(const LoopState& s, DType ct_type, std::int64_
     sq += static_cast<double>(r) * r;
   }
   const double total = sum(sq);
-  if (threadIdx.x == 0)
-    s.h[b * kp + j] = !c_row ? __int_as_float(0x7f800000) : s.metric == Metric::euclidean ? static_cast<float>(0.5 * total) : 0.f;
+  if (threadIdx.x == 0) {
+    const float h = !c_row ? __int_as_float(0x7f800000) : s.metric == Metric::euclidean ? static_cast<float>(0.5 * total) : 0.f;
+    s.h[b * kp + j] = h;
+    if (s.bias) write_bias_row(s, ct_type, b, j, h);
+  }
 }
 
 __global__ void prepare_kernel(LoopState s, DType ct_type) {
@@ -462,7 +482,9 @@ __device__ void finalize_cluster(const LoopState& s, DType ct_type, std::int64_t
     const double sc = t.v[1], cc = t.v[2];
     s.shift_k[g] = t.v[0];
     s.objective_k[g] = count == 0 ? 0.0 : s.metric == Metric::euclidean ? static_cast<double>(count) * cc - 2 * sc : sc;
-    s.h[b * s.plan.kp + j] = s.metric == Metric::euclidean ? static_cast<float>(0.5 * t.v[3]) : 0.f;
+    const float h = s.metric == Metric::euclidean ? static_cast<float>(0.5 * t.v[3]) : 0.f;
+    s.h[b * s.plan.kp + j] = h;
+    if (s.bias) write_bias_row(s, ct_type, b, j, h);
   }
 }
 
@@ -1005,6 +1027,57 @@ void walk(const LoopState& s, const PointsView& x, bool leaving, double* out, st
 
 void prepare_centroids(const LoopState& s, cudaStream_t stream) {
   prepare_kernel<<<dim3(s.plan.kp, static_cast<unsigned>(s.batches)), kBlock, 0, stream>>>(s, compute_dtype(s.plan.kind));
+  FK_CUDA_LAUNCHED();
+}
+
+// M = the largest of ||x||^2 / 2 over a batch's points and of h over its centroids bounds every
+// value the bias rows hold for the whole fit (an updated centroid is a mean of points, a kept one
+// stays). Grid (parts, B): each block's maximum over a share of the points (and, in part 0, the
+// centroids) goes into bias_scale[b] by an integer atomicMax (non-negative floats order as their
+// bits: the same result in any order).
+__global__ void bias_bound_kernel(LoopState s, const float* xx, std::int64_t per_part) {
+  __shared__ float red[kBlock / 32];
+  const std::int64_t b = blockIdx.y, begin = blockIdx.x * per_part, end = min(s.n, begin + per_part);
+  float m = 0.f;
+  for (std::int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) m = fmaxf(m, 0.5f * xx[b * s.n + i]);
+  if (blockIdx.x == 0)
+    for (std::int64_t j = threadIdx.x; j < s.k; j += blockDim.x) m = fmaxf(m, s.h[b * s.plan.kp + j]);
+  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = m;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kBlock / 32; ++w) m = fmaxf(m, red[w]);
+    atomicMax(reinterpret_cast<int*>(s.bias_scale) + b, __float_as_int(m));
+  }
+}
+
+// One block per batch, after bias_bound_kernel: bias_scale[b] from M to sigma, then the rows.
+// sigma = 2^(ceil(log2 M) - 14) puts the values below 2^14 (float16 holds up to 65,504), at least
+// 2^-14 (sigma itself a normal float16); M outside [2^-10, 2^29] (where the parts would lose bits
+// below float32's), or not finite, leaves the batch without (sigma 0).
+__global__ void bias_kernel(LoopState s, DType ct_type) {
+  const std::int64_t b = blockIdx.x;
+  const float m = s.bias_scale[b];
+  __syncthreads();  // every thread has read M before thread 0 replaces it
+  const bool usable = isfinite(m) && m >= 0x1p-10f && m <= 0x1p29f;
+  int e = 0;
+  const float f = frexpf(m, &e);  // m = f 2^e, f in [0.5, 1): ceil(log2 m) = e, or e - 1 when f = 0.5
+  const float sigma = usable ? ldexpf(1.f, max((f == 0.5f ? e - 1 : e) - 14, -14)) : 0.f;
+  if (threadIdx.x == 0) {
+    s.bias_scale[b] = sigma;
+    if (sigma == 0.f) atomicAdd(reinterpret_cast<int*>(s.bias_scale + s.batches), 1);
+  }
+  __syncthreads();
+  for (std::int64_t j = threadIdx.x; j < s.plan.kp; j += blockDim.x) write_bias_row(s, ct_type, b, j, s.h[b * s.plan.kp + j]);
+}
+
+void prepare_bias(const LoopState& s, const float* xx, cudaStream_t stream) {
+  constexpr std::int64_t kPerPart = 64 * 1024;
+  const std::int64_t parts = std::max<std::int64_t>(1, (s.n + kPerPart - 1) / kPerPart);
+  FK_CUDA(cudaMemsetAsync(s.bias_scale, 0, sizeof(float) * static_cast<std::size_t>(s.batches + 1), stream));
+  bias_bound_kernel<<<dim3(static_cast<unsigned>(parts), static_cast<unsigned>(s.batches)), kBlock, 0, stream>>>(s, xx, kPerPart);
+  FK_CUDA_LAUNCHED();
+  bias_kernel<<<static_cast<unsigned>(s.batches), kBlock, 0, stream>>>(s, compute_dtype(s.plan.kind));
   FK_CUDA_LAUNCHED();
 }
 

@@ -43,6 +43,8 @@ struct LoopState {
   float* c_prev = nullptr;  ///< (B, K, D) before the last update
   void* ct = nullptr;       ///< (B, kp, dp) compute-type copy for the assignment
   float* h = nullptr;       ///< (B, kp)
+  void* bias = nullptr;         ///< optional: (B, kp) bias rows of the packed fold (AssignArgs::bias)
+  float* bias_scale = nullptr;  ///< (B + 1) their sigma, 0 where a batch goes without; the count of those
   AssignPlan plan;
   // update
   const std::int32_t* sorted_keys = nullptr;  ///< (B * N)
@@ -102,6 +104,10 @@ int plan_run_rows(std::int64_t total, int multiprocessors);
 
 /// The compute-type centroids and score offsets of every batch, from s.c.
 void prepare_centroids(const LoopState& s, cudaStream_t stream);
+
+/// After prepare_centroids, with s.bias set: each batch's sigma (from its largest ||x||^2 / 2
+/// and h; 0 where 16-bit parts cannot hold them) and its bias rows. The updates then keep the rows.
+void prepare_bias(const LoopState& s, const float* xx, cudaStream_t stream);
 
 /// The sort path, before the sort: the rows that left each cluster, over the previous sorted order
 /// (and that order's offsets).
