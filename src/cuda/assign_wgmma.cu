@@ -87,8 +87,8 @@ __device__ __forceinline__ void product(float (&d)[BN / 2], std::uint64_t a, std
 // the thread's 32 (`lop3`: bits of a where mask is set, of the position elsewhere); the smallest
 // such integer is then the closest centroid, ties to the lowest position. The running minimum
 // carries its column, so the fold needs no lookup of where its maximum was (two instructions a
-// score, taken by nearly every warp on nearly every tile). The five bits are 2^-18 of the score:
-// far below the rounding of 16-bit operands.
+// score, taken by nearly every warp on nearly every tile). The five bits are 2^-18 of the score,
+// about a third of what rounding the centroids to 16 bits moves it (docs/perf-notes.md, version 7).
 __device__ __forceinline__ int packed_score(float acc, int position) {
   int r;
   asm("lop3.b32 %0, %1, %2, %3, 0xEC;\n" : "=r"(r) : "r"(__float_as_int(acc)), "r"(position), "r"(0x7fffffe0));
@@ -320,26 +320,24 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     // 0 ...]; a quad writes its two rows, 4 columns a thread. The group's products of the tile
     // before are complete (waited for), so the columns can be rewritten.
     if constexpr (PACKED) {
-      const float sigma = a.bias_scale[b];  // > 0: the caller checked every batch (packed_fold)
-      {
-        constexpr DType kType = KIND == MmaKind::f16 ? DType::float16 : DType::bfloat16;
-        std::uint16_t one[3], q[3];
-        split3(sigma, kType, one);
+      const float sigma = a.bias_scale[b];  // > 0 in the batches this launch takes (takes_batch)
+      constexpr DType kType = KIND == MmaKind::f16 ? DType::float16 : DType::bfloat16;
+      std::uint16_t one[3], q[3];
+      split3(sigma, kType, one);  // a power of two: one[0] is sigma
+      const unsigned sigma2 = one[0] | (static_cast<unsigned>(one[0]) << 16);
 #pragma unroll
-        for (int m = 0; m < MT; ++m)
+      for (int m = 0; m < MT; ++m)
 #pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            split3(-xxh[m][hr] / sigma, kType, q);
-            const unsigned sigma2 = one[0] | (static_cast<unsigned>(one[0]) << 16);
-            const uint2 v = t == 0   ? make_uint2(sigma2, one[0] | (static_cast<unsigned>(q[0]) << 16))
-                            : t == 1 ? make_uint2(q[1] | (static_cast<unsigned>(q[2]) << 16), 0u)
-                                     : make_uint2(0u, 0u);
-            const int r = wl * 16 + hr * 8 + g;
-            *reinterpret_cast<uint2*>(bias_points + (wg * MT + m) * 64 * kBiasBytes + bias_row_offset(r, 4 * t)) = v;
-          }
-        hopper::fence_async_shared();  // the columns visible to the products (async proxy)
-        hopper::named_sync(1 + wg, 128);
-      }
+        for (int hr = 0; hr < 2; ++hr) {
+          split3(-xxh[m][hr] / sigma, kType, q);
+          const uint2 v = t == 0   ? make_uint2(sigma2, one[0] | (static_cast<unsigned>(q[0]) << 16))
+                          : t == 1 ? make_uint2(q[1] | (static_cast<unsigned>(q[2]) << 16), 0u)
+                                   : make_uint2(0u, 0u);
+          const int r = wl * 16 + hr * 8 + g;
+          *reinterpret_cast<uint2*>(bias_points + (wg * MT + m) * 64 * kBiasBytes + bias_row_offset(r, 4 * t)) = v;
+        }
+      hopper::fence_async_shared();  // the columns visible to the products (async proxy)
+      hopper::named_sync(1 + wg, 128);
     }
 
     float best_s[MT][2];
