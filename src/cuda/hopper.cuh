@@ -176,9 +176,10 @@ __device__ __forceinline__ float negated(float v) {
   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-#define FK_WGMMA(name, regs, instruction, tail)                                                   \
-  __device__ __forceinline__ void name(float(&d)[regs], std::uint64_t a, std::uint64_t b) {       \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" instruction " {" FK_WGMMA_ACC##regs tail \
+// scale_d "1": d += A * B; "0": d = A * B (the accumulators' values ignored: a tile's first k step).
+#define FK_WGMMA(name, regs, scale_d, instruction, tail)                                                   \
+  __device__ __forceinline__ void name(float(&d)[regs], std::uint64_t a, std::uint64_t b) {                \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " scale_d ", 0;\n" instruction " {" FK_WGMMA_ACC##regs tail \
                  "\n}\n"                                                                        \
                  : FK_WGMMA_OPS##regs                                                           \
                  : "l"(a), "l"(b));                                                              \
@@ -212,24 +213,15 @@ FK_WGMMA_RS(wgmma_rs_tf32_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k8.f32.
 #undef FK_WGMMA_ACC64_RS
 
 // 16-bit products take the operands' transposition flags (0: K-major); tf32 has none.
-// The same with d = A * B (the accumulators' values ignored): the first k step of a tile.
-#define FK_WGMMA_FIRST(name, regs, instruction, tail)                                             \
-  __device__ __forceinline__ void name(float(&d)[regs], std::uint64_t a, std::uint64_t b) {       \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n" instruction " {" FK_WGMMA_ACC##regs tail \
-                 "\n}\n"                                                                        \
-                 : FK_WGMMA_OPS##regs                                                           \
-                 : "l"(a), "l"(b));                                                              \
-  }
-FK_WGMMA_FIRST(wgmma_first_f16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
-FK_WGMMA_FIRST(wgmma_first_bf16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")
-#undef FK_WGMMA_FIRST
-
-FK_WGMMA(wgmma_f16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
-FK_WGMMA(wgmma_f16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
-FK_WGMMA(wgmma_bf16_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")
-FK_WGMMA(wgmma_bf16_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")
-FK_WGMMA(wgmma_tf32_n64, 32, "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", ", p, 1, 1;")
-FK_WGMMA(wgmma_tf32_n128, 64, "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32", ", p, 1, 1;")
+FK_WGMMA(wgmma_f16_n64, 32, "1", "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
+FK_WGMMA(wgmma_f16_n128, 64, "1", "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
+FK_WGMMA(wgmma_bf16_n64, 32, "1", "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")
+FK_WGMMA(wgmma_bf16_n128, 64, "1", "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")
+FK_WGMMA(wgmma_tf32_n64, 32, "1", "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", ", p, 1, 1;")
+FK_WGMMA(wgmma_tf32_n128, 64, "1", "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32", ", p, 1, 1;")
+// The first k step of the packed fold's tiles (its bias rows, assign_wgmma.cu).
+FK_WGMMA(wgmma_first_f16_n128, 64, "0", "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", p, 1, 1, 0, 0;")
+FK_WGMMA(wgmma_first_bf16_n128, 64, "0", "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", p, 1, 1, 0, 0;")
 
 #undef FK_WGMMA
 #undef FK_WGMMA_ACC32
