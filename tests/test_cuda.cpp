@@ -961,9 +961,7 @@ TEST_P(CudaTies, RepeatedCentroidsGoToTheLowestIndex) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, CudaTies, testing::Combine(testing::ValuesIn(kMetrics), testing::ValuesIn(kModes)),
-                         [](const auto& i) {
-                           return std::string(fk::to_string(std::get<0>(i.param))) + "_" + std::get<1>(i.param).name;
-                         });
+                         metric_mode_name);
 
 // ---------------------------------------------------------------------------------------------
 // The packed fold's bias rows scale -h and -||x||^2 / 2 by a power of two per batch so that
