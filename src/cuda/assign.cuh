@@ -63,7 +63,8 @@ struct AssignArgs {
 /// The bias rows: 16 elements of the compute type per centroid, [q1, q2, q3, sigma, sigma, sigma,
 /// 0, ...] with q1 + q2 + q3 = -h / sigma, stored as the Hopper products read a K-major operand
 /// without swizzle: 8-row groups of 256 bytes, each two 8 x 16-byte core matrices (columns 0-7,
-/// then 8-15). Byte offset of element (row, col); a tile of rows starts at row * 32.
+/// then 8-15). Byte offset of element (row, col); a tile of rows starts at row * kBiasRowBytes.
+constexpr int kBiasRowBytes = 32;
 __host__ __device__ constexpr std::int64_t bias_row_offset(std::int64_t row, int col) {
   return row / 8 * 256 + col / 8 * 128 + row % 8 * 16 + col % 8 * 2;
 }

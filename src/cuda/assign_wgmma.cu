@@ -45,7 +45,6 @@ constexpr int kMaxStages = 4;
 constexpr int kSmemLimit = 227 * 1024;
 constexpr int kBarrierBytes = 128;                  // full/empty per stage, full/empty per point buffer
 constexpr int kAlignSlack = 1024;                   // the tiles start at a 1024-byte boundary
-constexpr int kBiasBytes = 32;                      // a bias row: 16 elements of 16 bits
 
 struct Shape {
   int kp = 0;
@@ -164,9 +163,9 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
   std::uint64_t* x_empty = x_full + 2;
   if (nothing_to_do<PACKED>(a)) return;
   // Packed fold with bias rows (AssignArgs::bias): the centroid tiles' bias rows, a stage each,
-  // then each slice's bias columns of its points (kBiasBytes a row, no swizzle).
+  // then each slice's bias columns of its points (kBiasRowBytes a row, no swizzle).
   unsigned char* bias_stages = reinterpret_cast<unsigned char*>(full) + kBarrierBytes;
-  unsigned char* bias_points = bias_stages + S * BN * kBiasBytes;
+  unsigned char* bias_points = bias_stages + S * BN * kBiasRowBytes;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) hopper::barrier_init(full + s, 1), hopper::barrier_init(empty + s, 4 * GROUPS);
@@ -197,14 +196,15 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
         for (int j = 0; j < col_tiles; ++j, ++it, ring.advance(S)) {
           const int st = ring.stage;
           if (it >= S) hopper::barrier_wait(empty + st, ring.phase ^ 1u);  // the round before's release
-          hopper::barrier_expect_bytes(full + st, c_bytes + (PACKED ? BN * kBiasBytes : 0));
+          hopper::barrier_expect_bytes(full + st, c_bytes + (PACKED ? BN * kBiasRowBytes : 0));
           const int row = static_cast<int>(b * sh.kp + j * BN);
 #pragma unroll
           for (int kb = 0; kb < RB / 128; ++kb)
             hopper::tensor_load_2d(cs + st * c_bytes + kb * BN * 128, &centroid_map, kb * (128 / ES), row, full + st);
           if constexpr (PACKED)
-            hopper::bulk_load(bias_stages + st * BN * kBiasBytes, static_cast<const unsigned char*>(a.bias) + static_cast<std::int64_t>(row) * kBiasBytes,
-                              BN * kBiasBytes, full + st);
+            hopper::bulk_load(bias_stages + st * BN * kBiasRowBytes,
+                              static_cast<const unsigned char*>(a.bias) + static_cast<std::int64_t>(row) * kBiasRowBytes,
+                              BN * kBiasRowBytes, full + st);
         }
       } else {
         const int xb = x_ring.stage;
@@ -272,8 +272,8 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     hopper::wgmma_fence();
     const int slice_bytes = (wg * MT + m) * 64 * 128;
     if constexpr (PACKED) {
-      const std::uint64_t a_bias = hopper::descriptor_interleaved(bias_points + (wg * MT + m) * 64 * kBiasBytes, 128, 256);
-      const std::uint64_t b_bias = hopper::descriptor_interleaved(bias_stages + st * BN * kBiasBytes, 128, 256);
+      const std::uint64_t a_bias = hopper::descriptor_interleaved(bias_points + (wg * MT + m) * 64 * kBiasRowBytes, 128, 256);
+      const std::uint64_t b_bias = hopper::descriptor_interleaved(bias_stages + st * BN * kBiasRowBytes, 128, 256);
       if constexpr (KIND == MmaKind::f16) hopper::wgmma_first_f16_n128(acc[m], a_bias, b_bias);
       else hopper::wgmma_first_bf16_n128(acc[m], a_bias, b_bias);
     }
@@ -334,7 +334,7 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
                           : t == 1 ? make_uint2(q[1] | (static_cast<unsigned>(q[2]) << 16), 0u)
                                    : make_uint2(0u, 0u);
           const int r = wl * 16 + hr * 8 + g;
-          *reinterpret_cast<uint2*>(bias_points + (wg * MT + m) * 64 * kBiasBytes + bias_row_offset(r, 4 * t)) = v;
+          *reinterpret_cast<uint2*>(bias_points + (wg * MT + m) * 64 * kBiasRowBytes + bias_row_offset(r, 4 * t)) = v;
         }
       hopper::fence_async_shared();  // the columns visible to the products (async proxy)
       hopper::named_sync(1 + wg, 128);
@@ -559,7 +559,7 @@ Shape shape_of(const AssignPlan& p, const AssignArgs& a) {
 // Three 16-bit groups take the packed fold, and with it room for the bias rows (a stage each) and
 // the points' bias columns.
 int smem_bytes(int row_bytes, int bn, int slices, int point_buffers, int stages, int groups) {
-  const int bias = groups == 3 ? (stages * bn + groups * slices * 64) * kBiasBytes : 0;
+  const int bias = groups == 3 ? (stages * bn + groups * slices * 64) * kBiasRowBytes : 0;
   return point_buffers * 64 * groups * slices * row_bytes + stages * bn * row_bytes + kBarrierBytes + bias + kAlignSlack;
 }
 

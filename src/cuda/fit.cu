@@ -465,7 +465,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
                     at_history = arena.add<double>(opt.on_iteration ? B * opt.max_iter * 3 : 0),
                     at_dist = arena.add<float>(out.distances ? 0 : BN),
                     at_dist_parts = arena.add<double>(B * label_distance_parts(B, N)), at_state = arena.add<unsigned char>(state_bytes),
-                    at_bias = arena.add<unsigned char>(packed_bias ? B * s.plan.kp * 32 : 0),
+                    at_bias = arena.add<unsigned char>(packed_bias ? B * s.plan.kp * kBiasRowBytes : 0),
                     at_bias_scale = arena.add<float>(packed_bias ? B + 1 : 0);
   arena.allocate();
   // state: inertia (B double), n_iter (B int), changed (B int), iteration and finished (int),

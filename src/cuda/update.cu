@@ -1036,19 +1036,15 @@ void prepare_centroids(const LoopState& s, cudaStream_t stream) {
 // centroids) goes into bias_scale[b] by an integer atomicMax (non-negative floats order as their
 // bits: the same result in any order).
 __global__ void bias_bound_kernel(LoopState s, const float* xx, std::int64_t per_part) {
-  __shared__ float red[kBlock / 32];
+  using BlockMax = cub::BlockReduce<float, kBlock>;
+  __shared__ typename BlockMax::TempStorage tmp;
   const std::int64_t b = blockIdx.y, begin = blockIdx.x * per_part, end = min(s.n, begin + per_part);
   float m = 0.f;
   for (std::int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) m = fmaxf(m, 0.5f * xx[b * s.n + i]);
   if (blockIdx.x == 0)
     for (std::int64_t j = threadIdx.x; j < s.k; j += blockDim.x) m = fmaxf(m, s.h[b * s.plan.kp + j]);
-  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = m;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kBlock / 32; ++w) m = fmaxf(m, red[w]);
-    atomicMax(reinterpret_cast<int*>(s.bias_scale) + b, __float_as_int(m));
-  }
+  m = BlockMax(tmp).Reduce(m, [](float p, float q) { return fmaxf(p, q); });  // thread 0's is the block's
+  if (threadIdx.x == 0) atomicMax(reinterpret_cast<int*>(s.bias_scale) + b, __float_as_int(m));
 }
 
 // One block per batch, after bias_bound_kernel: bias_scale[b] from M to sigma, then the rows.
