@@ -783,9 +783,9 @@ TEST(CudaConcurrency, ConcurrentFitsMatchSerialFits) {
 
 // ---------------------------------------------------------------------------------------------
 // The sort path's update is incremental: member sums persist across iterations, and each
-// iteration adds the rows that joined a cluster and subtracts those that left it. After many
-// iterations with many moves (Gaussian data), after relocations (duplicate initial centroids)
-// and with clusters kept empty (keys missing from the sorted order), every centroid must still be
+// iteration adds the rows that joined a cluster and subtracts those that left it, its moves sorted
+// by cluster. After many iterations with many moves (Gaussian data), after relocations (duplicate
+// initial centroids) and with clusters kept empty (no moves of theirs), every centroid must still be
 // the float64 mean of its members, to float32 rounding (a row missed or counted twice moves a mean
 // of ~230 members by ~0.4% of a row). 2 x 70,001 x 128, K = 300: too many labels for the scan
 // update, sums too large for the dense one; D > 1024 takes the sort path too. The scan path keeps
@@ -794,7 +794,7 @@ TEST(CudaConcurrency, ConcurrentFitsMatchSerialFits) {
 enum class Start {
   gaussian,   ///< Gaussian data (many moves), empty clusters kept
   relocated,  ///< blobs, centroids 1..10 repeat centroid 0 (empty at once), relocated
-  kept,       ///< the same, kept empty: the sorted order skips their keys every iteration
+  kept,       ///< the same, kept empty: the sorted moves skip them every iteration
 };
 
 struct IncrementalCase {
@@ -907,9 +907,15 @@ INSTANTIATE_TEST_SUITE_P(
                                     8, 20000, 96, 300},
                     IncrementalCase{"warp_finish_kept_empty_bf16_dot_5", kBF16, Metric::dot, Start::kept, 5, 8,
                                     20000, 40, 300},
-                    // over a million points: runs of 256 sorted positions, listed 256 at a time
+                    // over a million points: runs of over 256 sorted moves, listed 256 at a time
                     IncrementalCase{"long_runs_f16_euclidean_8", kF16, Metric::euclidean, Start::gaussian, 8, 1,
                                     1100000, 32, 512},
+                    // many clusters: tiles of 4,096 points (the moves ranked in several rounds), with
+                    // the ranks' counters in shared memory (K <= 32,768) and in global memory
+                    IncrementalCase{"many_clusters_f16_euclidean_4", kF16, Metric::euclidean, Start::gaussian, 4, 1,
+                                    200000, 8, 20000},
+                    IncrementalCase{"most_clusters_tf32_euclidean_4", kF32Tf32, Metric::euclidean, Start::gaussian, 4,
+                                    1, 80000, 8, 33000},
                     // the scan path (small B * N * K) is incremental too once few points move (N >= 16,384)
                     IncrementalCase{"scan_gaussian_tf32_euclidean_30", kF32Tf32, Metric::euclidean, Start::gaussian,
                                     30, 1, 20000, 64, 100},

@@ -1,6 +1,6 @@
 // The fused assignment kernel. A block owns 128 points of one batch and walks over all centroid
 // tiles: products on tensor cores (mma.sync, float32 accumulation), then score = h_k - x.c and a
-// running argmin per point in registers. Only labels (and optionally keys, distances) are written.
+// running argmin per point in registers. Only labels (and optionally previous labels, distances) are written.
 //
 // Tiles: 8 warps as 4 (points) x 2 (centroids); a warp owns 32 points x BN/2 centroids. Points and
 // centroids are staged in shared memory by cp.async, double-buffered; when a tile of points fits

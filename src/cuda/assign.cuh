@@ -47,7 +47,6 @@ struct AssignArgs {
   const float* h = nullptr;  ///< (B, kp) score offsets: ||c||^2 / 2 (euclidean) or 0; +inf on padding
   Metric metric = Metric::euclidean;
   std::int32_t* labels = nullptr;         ///< (B, N) in/out: previous labels in, new labels out
-  std::int32_t* keys = nullptr;           ///< (B * N) optional: b * K + label (the sort key)
   std::uint16_t* moved = nullptr;         ///< (B, moved_words(N)) optional: bit r of word w = row 16 w + r changed label
   std::int32_t* left_labels = nullptr;    ///< (B, N) optional: the previous label of each point whose label changed
   float* dist = nullptr;                  ///< (B, N) optional: each point's distance
@@ -70,7 +69,7 @@ __host__ __device__ constexpr std::int64_t bias_row_offset(std::int64_t row, int
 }
 
 /// 16-bit words per batch of AssignArgs::moved. A bit array is small enough (N / 8 bytes) to stay
-/// in L2 for the update's reads, which come in the sorted order, not the points' order.
+/// in L2 for the update's reads.
 __host__ __device__ constexpr std::int64_t moved_words(std::int64_t n) { return (n + 15) / 16; }
 
 /// Once per device and plan, before any launch (and outside graph capture): allows the

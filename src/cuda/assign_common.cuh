@@ -23,14 +23,14 @@ __device__ __forceinline__ void quad_best(float& s, int& i) {
   }
 }
 
-/// Writes point `at` (b * N + row) of batch b: label i, its sort key and its distance from the
-/// score s = h_i - x.c. `old` is the point's previous label and xx its ||x||^2 (used for euclidean
-/// distances only), read by the caller ahead of time. Returns whether the label changed.
+/// Writes point `at` (b * N + row) of batch b: label i, the previous one where it changed, and its
+/// distance from the score s = h_i - x.c. `old` is the point's previous label and xx its ||x||^2
+/// (used for euclidean distances only), read by the caller ahead of time. Returns whether the
+/// label changed.
 __device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t b, std::int64_t at, float s, int i,
                                                  int old, float xx) {
   a.labels[at] = i;
   if (a.left_labels && old != i) a.left_labels[at] = old;
-  if (a.keys) a.keys[at] = static_cast<std::int32_t>(b * a.k + i);
   if (a.dist) {
     float dist = s;  // dot: -x.c
     if (a.metric == Metric::euclidean) dist = fmaxf(0.f, xx + 2.f * s);

@@ -1,8 +1,6 @@
 // The CUDA backend's entry points: validation of device data, points and initial centroids on the
 // device, then the Lloyd loop as a CUDA graph of one iteration replayed on the device. The host
 // only launches; it reads a flag every few iterations when tol can stop the loop early.
-#include <cub/device/device_radix_sort.cuh>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -340,17 +338,6 @@ void initial_centroids(const TensorView& x, const PointsView& points, const KMea
   if (opt.metric == Metric::cosine) normalize_rows(c, x.batch * k, x.cols, stream);
 }
 
-__global__ void iota_kernel(std::int32_t* v, std::int64_t n) {
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) v[i] = static_cast<std::int32_t>(i);
-}
-
-int key_bits(std::int64_t clusters) {
-  int bits = 1;
-  while ((1LL << bits) < clusters) ++bits;
-  return bits;
-}
-
 // FLASHKMEANS_CUDA_PROFILE=1: the loop runs without a graph, with events between its stages,
 // and prints each stage's mean time per iteration to stderr (a development aid).
 class StageProfiler {
@@ -427,21 +414,15 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   FK_CUDA(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, x.device.id));
   s.scan = plan_scan(s);
   if (!s.scan) plan_dense(s, multiprocessors, BN * D * element_bytes(x.dtype));
-  s.run_rows = plan_run_rows(BN, multiprocessors);
-  const bool sort = !s.scan && !s.dense;  // sort-inverse: the only path that sorts (keys and buffers)
+  const bool sort = !s.scan && !s.dense;  // sort-inverse: the only path that sorts (the moves)
   const bool packed_bias = wants_bias_rows(s.plan, opt.metric);
-
-  const int bits = key_bits(BK);
-  std::size_t sort_bytes = 0;
-  if (sort) {
-    std::int32_t* none = nullptr;
-    FK_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, none, none, none, none, static_cast<int>(BN), 0, bits, st));
-  }
+  if (sort) plan_moves(s, multiprocessors);
+  s.scan_bytes = sort ? move_scan_bytes(s) : 0;
   // The work buffers, carved out of one pool allocation. The per-batch state that starts at zero
   // (and the summary the host reads back at the end) is one span: one memset, one copy back.
   const std::size_t ct_bytes = static_cast<std::size_t>(B) * s.plan.kp * s.plan.dp * (x.dtype == DType::float32 ? 4 : 2);
-  const std::int64_t sort_n = sort ? BN : 0, partial_n = s.dense ? BK * dense_blocks_per_batch(s) * D : 0,
-                     runs_n = sort ? (BN / s.run_rows + BK + 1) * D : 0;
+  const std::int64_t moves_n = sort ? move_capacity(s) : 0, partial_n = s.dense ? BK * dense_blocks_per_batch(s) * D : 0,
+                     run_rows_n = sort ? s.runs + BK + 1 : 0, groups_n = sort ? BK * s.tiles + 1 : 0;
   const bool relocate = opt.empty_clusters == EmptyClusters::relocate;
   // The sort and scan paths update incrementally (member sums kept, moved points read); the
   // relocation edits the sums and counts it is given, so it then gets copies.
@@ -449,16 +430,17 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   const std::size_t state_bytes = 8 * B + 4 * B + 4 * B + 8 + 4 * (B + 1) + 4 * B + B;  // see below
   Arena arena(st);
   const std::size_t at_c_prev = arena.add<float>(BK * D), at_h = arena.add<float>(B * s.plan.kp),
-                    at_partial = arena.add<float>(partial_n), at_joined = arena.add<double>(runs_n),
-                    at_left = arena.add<double>(runs_n), at_members = arena.add<double>(incremental && relocate ? BK * D : 0),
-                    at_member_counts = arena.add<std::int64_t>(s.scan && incremental && relocate ? BK : 0),
+                    at_partial = arena.add<float>(partial_n), at_run_sums = arena.add<double>(run_rows_n * D),
+                    at_run_counts = arena.add<std::int32_t>(run_rows_n),
+                    at_members = arena.add<double>(incremental && relocate ? BK * D : 0),
+                    at_member_counts = arena.add<std::int64_t>(incremental && relocate ? BK : 0),
                     at_moved = arena.add<std::uint16_t>(incremental ? B * moved_words(N) : 0),
-                    at_left_labels = arena.add<std::int32_t>(s.scan && incremental ? BN : 0), at_offsets_prev = arena.add<std::int32_t>(sort ? BK + 1 : 0),
+                    at_left_labels = arena.add<std::int32_t>(incremental ? BN : 0),
                     at_partial_counts = arena.add<std::int32_t>(s.dense ? BK * dense_blocks_per_batch(s) : 0),
-                    at_ct = arena.add<unsigned char>(ct_bytes), at_keys = arena.add<std::int32_t>(sort_n),
-                    at_sorted_keys = arena.add<std::int32_t>(sort_n), at_iota = arena.add<std::int32_t>(sort_n),
-                    at_perm = arena.add<std::int32_t>(sort_n), at_offsets = arena.add<std::int32_t>(sort ? BK + 1 : 0),
-                    at_sort_tmp = arena.add<unsigned char>(sort ? std::max<std::size_t>(sort_bytes, 1) : 0),
+                    at_ct = arena.add<unsigned char>(ct_bytes), at_move_ids = arena.add<std::int32_t>(moves_n),
+                    at_move_keys = arena.add<std::int32_t>(moves_n), at_tile_counts = arena.add<std::uint32_t>(groups_n),
+                    at_tile_starts = arena.add<std::uint32_t>(groups_n),
+                    at_scan_tmp = arena.add<unsigned char>(s.scan_bytes),
                     at_sums = arena.add<double>(BK * D), at_shift_k = arena.add<double>(BK),
                     at_objective_k = arena.add<double>(BK), at_sum_xx = arena.add<double>(opt.on_iteration ? B : 0),
                     at_counts = arena.add<std::int64_t>(BK),
@@ -479,24 +461,20 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   unsigned* dist_tickets = tickets + B + 1;
   std::uint8_t* done = reinterpret_cast<std::uint8_t*>(dist_tickets + B);
   float* dist = out.distances ? out.distances : arena.get<float>(at_dist);
-  std::int32_t* keys = arena.get<std::int32_t>(at_keys);
-  std::int32_t* sorted_keys = arena.get<std::int32_t>(at_sorted_keys);
-  std::int32_t* iota = arena.get<std::int32_t>(at_iota);
-  std::int32_t* perm = arena.get<std::int32_t>(at_perm);
-  unsigned char* sort_tmp = arena.get<unsigned char>(at_sort_tmp);
   double* history = arena.get<double>(at_history);
 
   s.c_prev = arena.get<float>(at_c_prev), s.ct = arena.get<unsigned char>(at_ct), s.h = arena.get<float>(at_h);
-  s.sorted_keys = sorted_keys, s.perm = perm, s.offsets = arena.get<std::int32_t>(at_offsets);
+  s.move_ids = arena.get<std::int32_t>(at_move_ids), s.move_keys = arena.get<std::int32_t>(at_move_keys);
+  s.tile_counts = arena.get<std::uint32_t>(at_tile_counts), s.tile_starts = arena.get<std::uint32_t>(at_tile_starts);
+  s.scan_tmp = arena.get<unsigned char>(at_scan_tmp);
+  s.run_sums = arena.get<double>(at_run_sums), s.run_counts = arena.get<std::int32_t>(at_run_counts);
   s.partial = arena.get<float>(at_partial), s.partial_counts = arena.get<std::int32_t>(at_partial_counts);
   s.sums = arena.get<double>(at_sums), s.counts = arena.get<std::int64_t>(at_counts);
-  s.joined = arena.get<double>(at_joined), s.left = arena.get<double>(at_left);
-  s.offsets_prev = arena.get<std::int32_t>(at_offsets_prev);
   s.members = incremental && relocate ? arena.get<double>(at_members) : s.sums;
-  s.member_counts = s.scan && incremental && relocate ? arena.get<std::int64_t>(at_member_counts) : s.counts;
+  s.member_counts = incremental && relocate ? arena.get<std::int64_t>(at_member_counts) : s.counts;
   std::int32_t* left_labels = arena.get<std::int32_t>(at_left_labels);
   s.left_labels = left_labels;
-  if (const char* v = std::getenv("FLASHKMEANS_INCREMENTAL"); v && *v == '0') s.left_labels = nullptr;  // development aid: full scans
+  if (const char* v = std::getenv("FLASHKMEANS_INCREMENTAL"); s.scan && v && *v == '0') s.left_labels = nullptr;  // development aid: full scans
   std::uint16_t* moved = arena.get<std::uint16_t>(at_moved);
   s.moved = moved;
   s.shift_k = arena.get<double>(at_shift_k), s.objective_k = arena.get<double>(at_objective_k);
@@ -505,11 +483,10 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   s.labels = out.labels, s.dist = dist;
 
   FK_CUDA(cudaMemsetAsync(state, 0, state_bytes, st));
-  if (sort) {
-    iota_kernel<<<static_cast<unsigned>((BN + 255) / 256), 256, 0, st>>>(iota, BN);
-    FK_CUDA_LAUNCHED();
-    // The member sums start empty: the first assignment moves every point (from label -1).
+  if (sort) {  // the members start empty: the first assignment moves every point (from label -1)
     FK_CUDA(cudaMemsetAsync(s.members, 0, sizeof(double) * BK * D, st));
+    FK_CUDA(cudaMemsetAsync(s.member_counts, 0, sizeof(std::int64_t) * BK, st));
+    FK_CUDA(cudaMemsetAsync(s.tile_counts, 0, sizeof(std::uint32_t) * groups_n, st));  // each iteration leaves them so
   }
   // The sum of squared norms enters only the objective reported per iteration.
   if (opt.metric == Metric::euclidean && opt.on_iteration) batch_sums(pts.xx.get(), B, N, arena.get<double>(at_sum_xx), st);
@@ -530,11 +507,10 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   AssignArgs a;
   a.x = pts.assign.data, a.x_batch_stride = pts.assign.batch_stride, a.x_row_stride = pts.assign.row_stride;
   a.n = N, a.d = D, a.k = K, a.batches = B, a.ct = s.ct, a.h = s.h, a.metric = opt.metric;
-  a.labels = out.labels, a.keys = keys, a.dist = dist, a.xx = pts.xx.get(), a.changed = changed;
+  a.labels = out.labels, a.dist = dist, a.xx = pts.xx.get(), a.changed = changed;
   a.skip = done;
   a.moved = moved, a.left_labels = left_labels;
   a.bias = s.bias, a.bias_scale = s.bias_scale;
-  if (!sort) a.keys = nullptr;  // the dense and scan updates read labels, not sort keys
   if (!incremental) a.moved = nullptr;
   if (!relocate) a.dist = nullptr;  // only the relocation reads the distances of an iteration
 
@@ -555,11 +531,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
       finish_iteration(s, st, mark);
       return;
     }
-    leaving_sums(s, pts.update, st, mark);  // over the previous sorted order, which the sort overwrites
-    std::size_t bytes = sort_bytes;
-    FK_CUDA(cub::DeviceRadixSort::SortPairs(sort_tmp, bytes, keys, sorted_keys, iota, perm, static_cast<int>(BN), 0,
-                                            bits, st));
-    mark("sort");
+    sort_moves(s, st, mark);
     sort_update(s, pts.update, relocate, st, mark);  // sums, centroids, relocation, bookkeeping
   };
   if (StageProfiler* prof = StageProfiler::from_env()) {
@@ -589,7 +561,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
 
   if (opt.final_assignment) {
     AssignArgs last = a;
-    last.keys = nullptr, last.moved = nullptr, last.left_labels = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
+    last.moved = nullptr, last.left_labels = nullptr, last.changed = nullptr, last.skip = nullptr, last.dist = nullptr;
     launch_assign(s.plan, last, st);
   } else if (opt.tol > 0) {  // with tol <= 0 no batch converges: nothing to restore
     restore_converged(s, st);

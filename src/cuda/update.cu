@@ -2,6 +2,7 @@
 
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
+#include <cub/device/device_scan.cuh>
 
 #include <algorithm>
 #include <cfloat>
@@ -102,121 +103,218 @@ __device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool
 // The sort path's update is incremental: each cluster's member sums (float64) persist across
 // iterations; an iteration adds the rows that joined a cluster and subtracts those that left it.
 // After the first iterations few points move (docs/perf-notes.md), so this reads a small share of
-// the rows a full sum would. Every input value is exact in float64, and the moves are added in the
-// sorted order (by cluster, then point id): the same result on every run.
+// the rows a full sum would. Every input value is exact in float64, and the moves are added in a
+// fixed order (by cluster, then point id): the same result on every run.
 //
-// One warp walks run p (s.run_rows consecutive positions of a sorted order) and adds, segment by
-// segment, the rows of the points that moved this iteration; the other positions only delimit the
-// segments. The segment of cluster g in run p goes to out row g + p: unique, because runs and
-// clusters both advance along the sorted order. Over this iteration's sorted order these are the
-// rows that joined g; over the previous one (walked before the sort overwrites it), the rows that
-// left g. The walk takes kWalkStep positions at a time, 8 loads per lane in flight: it lists the
-// step's moved points and segment starts in shared memory, in order, then reads the listed rows
-// 8 at a time (a step of 32 positions had left the warp waiting on one round trip after another).
-// Where the key changes it also writes the order's offsets (no binary searches over the keys).
+// The moves are sorted by a stable counting sort whose unit is a tile of tile_points points of
+// one batch, a block each: count_moves_kernel counts each tile's moves per cluster (cluster-major,
+// so that an exclusive scan of the counts gives where each (cluster, tile) group starts), then
+// place_moves_kernel lists the tile's moves in point order (a point's leave before its join),
+// ranks them within their group and writes them there. The first iteration moves every point
+// (from label -1: no leave).
+constexpr int kTileThreads = 256;
+constexpr int kTileRound = kTileThreads * 4;  // points a block lists at a time, four a thread
+
+// Where cluster g's moves begin in the sorted list (g = B K: the moves' count).
+__device__ __forceinline__ std::int64_t move_offset(const LoopState& s, std::int64_t g) {
+  return static_cast<std::int64_t>(s.tile_starts[g * s.tiles]);
+}
+
+// Point i of batch b's move, if it moved: its cluster before (-1: none) and after.
+__device__ __forceinline__ bool move_of(const LoopState& s, std::int64_t b, std::int64_t i, std::uint32_t word, int& from,
+                                        int& to) {
+  if (!(word >> (i & 15) & 1u)) return false;
+  from = s.left_labels[b * s.n + i], to = s.labels[b * s.n + i];
+  return true;
+}
+
+// Grid (tiles, B). A converged batch has no moves (its moved bits are from an earlier iteration).
+__global__ void __launch_bounds__(kTileThreads) count_moves_kernel(LoopState s) {
+  const std::int64_t b = blockIdx.y, t = blockIdx.x, first = t * s.tile_points, last = min(s.n, first + s.tile_points);
+  if (s.done[b]) return;
+  const std::uint16_t* moved = s.moved + b * moved_words(s.n);
+  for (std::int64_t i = first + threadIdx.x; i < last; i += kTileThreads) {
+    int from = -1, to = -1;
+    if (!move_of(s, b, i, moved[i >> 4], from, to)) continue;
+    atomicAdd(s.tile_counts + (b * s.k + to) * s.tiles + t, 1u);
+    if (from >= 0) atomicAdd(s.tile_counts + (b * s.k + from) * s.tiles + t, 1u);
+  }
+}
+
+// After the scan, grid (tiles, B): rounds of kTileRound points, each listed in order in shared
+// memory (a block scan of the moves per thread), then ranked by one warp, 32 moves at a time:
+// lanes of one cluster take consecutive ranks in lane order, from a counter per cluster that the
+// group's first lane reads and advances. kSharedCounters: the counters are the block's, in shared
+// memory (K of them), and a move goes to its group's start plus its rank; otherwise (K too large)
+// the counter is the group's count in global memory, counted down, and a move goes to the next
+// group's start minus what is left. Either way the counts end at zero for the next iteration.
+template <bool kSharedCounters>
+__global__ void __launch_bounds__(kTileThreads) place_moves_kernel(LoopState s) {
+  using Scan = cub::BlockScan<int, kTileThreads>;
+  __shared__ typename Scan::TempStorage scan_tmp;
+  __shared__ std::int32_t list_id[2 * kTileRound], list_key[2 * kTileRound];
+  __shared__ std::uint32_t list_pos[2 * kTileRound];
+  extern __shared__ std::uint32_t counters[];  // K, with kSharedCounters
+  const std::int64_t b = blockIdx.y, t = blockIdx.x, first = t * s.tile_points, last = min(s.n, first + s.tile_points);
+  if (s.done[b]) return;
+  const int lane = threadIdx.x % 32;
+  const unsigned below = (1u << lane) - 1;
+  if constexpr (kSharedCounters)
+    for (std::int64_t j = threadIdx.x; j < s.k; j += kTileThreads) counters[j] = 0;
+  const std::uint16_t* moved = s.moved + b * moved_words(s.n);
+  for (std::int64_t r0 = first; r0 < last; r0 += kTileRound) {
+    const std::int64_t i0 = r0 + 4 * threadIdx.x;  // four points in one 16-bit word
+    const std::uint32_t word = i0 < last ? moved[i0 >> 4] : 0u;
+    int from[4], to[4], moves = 0;
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      from[u] = to[u] = -1;
+      if (i0 + u < last && move_of(s, b, i0 + u, word, from[u], to[u])) moves += from[u] >= 0 ? 2 : 1;
+    }
+    int at = 0, listed = 0;
+    Scan(scan_tmp).ExclusiveSum(moves, at, listed);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const std::int32_t id = static_cast<std::int32_t>(b * s.n + i0 + u);
+      if (from[u] >= 0) list_id[at] = ~id, list_key[at++] = static_cast<std::int32_t>(b * s.k + from[u]);
+      if (to[u] >= 0) list_id[at] = id, list_key[at++] = static_cast<std::int32_t>(b * s.k + to[u]);
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      for (int e0 = 0; e0 < listed; e0 += 32) {
+        const bool valid = e0 + lane < listed;
+        const std::int32_t key = valid ? list_key[e0 + lane] : -1;
+        const unsigned peers = __match_any_sync(0xffffffffu, key);
+        const int leader = __ffs(peers) - 1, rank = __popc(peers & below), group = __popc(peers);
+        if constexpr (kSharedCounters) {
+          std::uint32_t* counter = counters + (key - b * s.k);
+          std::uint32_t base = valid && lane == leader ? *counter : 0u;
+          base = __shfl_sync(0xffffffffu, base, leader);
+          if (valid) {
+            list_pos[e0 + lane] = base + rank;
+            if (lane == leader) *counter = base + group;
+          }
+        } else {
+          std::uint32_t* left = s.tile_counts + static_cast<std::int64_t>(key) * s.tiles + t;
+          std::uint32_t remaining = valid && lane == leader ? *left : 0u;
+          remaining = __shfl_sync(0xffffffffu, remaining, leader);
+          if (valid) {
+            list_pos[e0 + lane] = s.tile_starts[static_cast<std::int64_t>(key) * s.tiles + t + 1] - remaining + rank;
+            if (lane == leader) *left = remaining - group;
+          }
+        }
+        __syncwarp();  // the next group of the same cluster reads the counter written here
+      }
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < listed; e += kTileThreads) {
+      const std::int64_t group = static_cast<std::int64_t>(list_key[e]) * s.tiles + t;
+      const std::uint32_t pos = kSharedCounters ? s.tile_starts[group] + list_pos[e] : list_pos[e];
+      s.move_ids[pos] = list_id[e];
+      s.move_keys[pos] = list_key[e];
+      if constexpr (kSharedCounters) s.tile_counts[group] = 0;
+    }
+    __syncthreads();  // the lists are rewritten by the next round
+  }
+}
+
+// The length of the runs the moves are added in: total / s.runs (rounded up), at least
+// kMinRunRows, so that there are never more than s.runs runs.
+constexpr std::int64_t kMinRunRows = 16;
+__device__ __forceinline__ std::int64_t run_rows(const LoopState& s, std::int64_t total) {
+  return max(kMinRunRows, (total + s.runs - 1) / s.runs);
+}
+
+// One warp adds run p (run_rows consecutive positions of the sorted moves), segment by segment:
+// a join's row with its sign, a leave's negated. The segment of cluster g in run p goes to row
+// g + p of run_sums (and its joins - leaves to run_counts): unique, because runs and clusters
+// both advance along the sorted order. The walk takes kWalkStep positions at a time: it lists the
+// step's segment starts in shared memory, then reads the rows 8 at a time (8 loads per lane in
+// flight; a step of 32 positions had left the warp waiting on one round trip after another).
 constexpr int kWalkThreads = 256;
 constexpr int kWalkStep = 256;
 
-__global__ void __launch_bounds__(kWalkThreads, 3)
-    moved_runs_kernel(LoopState s, PointsView x, std::int64_t total, bool vector, bool leaving, double* out,
-                      std::int32_t* offsets) {
+__global__ void __launch_bounds__(kWalkThreads, 3) move_sums_kernel(LoopState s, PointsView x, bool vector) {
   constexpr int kWarps = kWalkThreads / 32, kPerLane = kWalkStep / 32;
-  __shared__ std::int32_t moved_id[kWarps][kWalkStep], start_key[kWarps][kWalkStep];
-  __shared__ std::uint8_t moved_at[kWarps][kWalkStep], start_at[kWarps][kWalkStep];  // position in the step
-  if (leaving && *s.iteration == 0) return;  // no previous order yet
+  __shared__ std::int32_t move_id[kWarps][kWalkStep], start_key[kWarps][kWalkStep];
+  __shared__ std::uint8_t start_at[kWarps][kWalkStep];  // position in the step
+  const std::int64_t total = move_offset(s, s.batches * s.k), rows = run_rows(s, total);
   const std::int64_t p = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const std::int64_t first = p * s.run_rows;
+  const std::int64_t first = p * rows;
   if (first >= total) return;
-  const std::int64_t last = min(total, first + s.run_rows);
+  const std::int64_t last = min(total, first + rows);
   const unsigned n = static_cast<unsigned>(x.n), below = (1u << lane) - 1;
-  const std::int64_t words = moved_words(x.n), clusters = s.batches * s.k;
-  // offsets[g] = the first position whose key is >= g, written where the key changes (on the
-  // first column pass, by lane 0): offsets[from..to] = at.
-  auto set_offsets = [&](std::int64_t from, std::int64_t to, std::int64_t at) {
-    for (std::int64_t g = from; g <= to; ++g) offsets[g] = static_cast<std::int32_t>(at);
-  };
-  if (lane == 0) {
-    const std::int32_t key = s.sorted_keys[first], before = first == 0 ? -1 : s.sorted_keys[first - 1];
-    if (key != before) set_offsets(before + 1, key, first);  // a segment starts where the run does
-  }
   for (std::int64_t d0 = 0; d0 < s.d; d0 += 32 * kColsPerLane) {
     const std::int64_t col = d0 + lane * kColsPerLane, cols_left = s.d - col;
-    const bool mark = d0 == 0 && lane == 0;
     double acc[kColsPerLane] = {};
-    std::int32_t cur = s.sorted_keys[first];
+    int count = 0;  // joins - leaves of the segment
+    std::int32_t cur = s.move_keys[first];
     auto flush = [&] {
       if (cols_left > 0)
 #pragma unroll
         for (int u = 0; u < kColsPerLane; ++u)
-          if (u < cols_left) out[(cur + p) * s.d + col + u] = acc[u];
+          if (u < cols_left) s.run_sums[(cur + p) * s.d + col + u] = acc[u];
+      if (d0 == 0 && lane == 0) s.run_counts[cur + p] = count;
 #pragma unroll
       for (int u = 0; u < kColsPerLane; ++u) acc[u] = 0;
+      count = 0;
     };
     for (std::int64_t c0 = first; c0 < last; c0 += kWalkStep) {
-      std::int32_t key[kPerLane], id[kPerLane];
+      const int steps = static_cast<int>(min(static_cast<std::int64_t>(kWalkStep), last - c0));
+      std::int32_t key[kPerLane];
 #pragma unroll
       for (int u = 0; u < kPerLane; ++u) {
         const std::int64_t pos = c0 + 32 * u + lane;
-        key[u] = pos < last ? s.sorted_keys[pos] : -1;
-        id[u] = pos < last ? s.perm[pos] : 0;
+        key[u] = pos < last ? s.move_keys[pos] : -1;
+        if (pos < last) move_id[warp][32 * u + lane] = s.move_ids[pos];
       }
-      // List the step's segment starts and moved points, in sorted order.
-      int starts = 0, moves = 0;
+      // List the step's segment starts, in sorted order.
+      int starts = 0;
 #pragma unroll
       for (int u = 0; u < kPerLane; ++u) {
-        const bool valid = key[u] >= 0;
-        const unsigned pid = static_cast<unsigned>(id[u]), b = pid / n, i = pid - b * n;
-        const bool moved = valid && (s.moved[b * words + (i >> 4)] >> (i & 15) & 1u) && !s.done[b];
         const std::int32_t up = __shfl_up_sync(0xffffffffu, key[u], 1);
         const std::int32_t prev_last = u == 0 ? cur : __shfl_sync(0xffffffffu, key[u > 0 ? u - 1 : 0], 31);
-        const bool start = valid && key[u] != (lane == 0 ? prev_last : up);
-        const unsigned sm = __ballot_sync(0xffffffffu, start), mm = __ballot_sync(0xffffffffu, moved);
+        const bool start = key[u] >= 0 && key[u] != (lane == 0 ? prev_last : up);
+        const unsigned sm = __ballot_sync(0xffffffffu, start);
         if (start) {
           start_key[warp][starts + __popc(sm & below)] = key[u];
           start_at[warp][starts + __popc(sm & below)] = static_cast<std::uint8_t>(32 * u + lane);
         }
-        if (moved) {
-          moved_id[warp][moves + __popc(mm & below)] = id[u];
-          moved_at[warp][moves + __popc(mm & below)] = static_cast<std::uint8_t>(32 * u + lane);
-        }
-        starts += __popc(sm), moves += __popc(mm);
+        starts += __popc(sm);
       }
       __syncwarp();
-      // Add the listed rows, 8 loads in flight; close a segment at each listed start before them.
+      // Add the rows, 8 loads in flight; close a segment at each listed start before them.
       int f = 0;
-      auto close_segment = [&] {  // at listed start f
-        flush();
-        if (mark) set_offsets(cur + 1, start_key[warp][f], c0 + start_at[warp][f]);
-        cur = start_key[warp][f++];
-      };
-      for (int e0 = 0; e0 < moves; e0 += kRowsInFlight) {
+      for (int e0 = 0; e0 < steps; e0 += kRowsInFlight) {
         float v[kRowsInFlight][kColsPerLane], sc[kRowsInFlight];
 #pragma unroll
         for (int r = 0; r < kRowsInFlight; ++r) {
-          sc[r] = 1.f;
-          if (e0 + r < moves) {
-            const unsigned pid = static_cast<unsigned>(moved_id[warp][e0 + r]), b = pid / n, i = pid - b * n;
+          sc[r] = 0.f;
+          if (e0 + r < steps) {
+            const std::int32_t id = move_id[warp][e0 + r];
+            const unsigned pid = static_cast<unsigned>(id < 0 ? ~id : id), b = pid / n, i = pid - b * n;
             const long long row = static_cast<long long>(b) * x.batch_stride + static_cast<long long>(i) * x.row_stride;
             if (cols_left > 0) load4(x, row + col, vector, cols_left, v[r]);
-            if (x.row_scale) sc[r] = x.row_scale[pid];
+            sc[r] = (x.row_scale ? x.row_scale[pid] : 1.f) * (id < 0 ? -1.f : 1.f);
           }
         }
 #pragma unroll
         for (int r = 0; r < kRowsInFlight; ++r) {
-          if (e0 + r >= moves) break;
-          const int at = moved_at[warp][e0 + r];
-          while (f < starts && start_at[warp][f] <= at) close_segment();
+          if (e0 + r >= steps) break;
+          while (f < starts && start_at[warp][f] <= e0 + r) {  // close the segment before this row
+            flush();
+            cur = start_key[warp][f++];
+          }
+          count += move_id[warp][e0 + r] < 0 ? -1 : 1;
           if (cols_left > 0)
 #pragma unroll
-            for (int c = 0; c < kColsPerLane; ++c) acc[c] += x.row_scale ? v[r][c] * sc[r] : v[r][c];
+            for (int c = 0; c < kColsPerLane; ++c) acc[c] += v[r][c] * sc[r];
         }
       }
-      while (f < starts) close_segment();
       __syncwarp();  // the lists are rewritten by the next step
     }
     flush();
-    if (mark && last == total) set_offsets(cur + 1, clusters, total);  // past the last key
   }
 }
 
@@ -401,6 +499,7 @@ struct BlockReducer {
   Storage* st;
   __device__ int rank() const { return threadIdx.x; }
   __device__ int size() const { return blockDim.x; }
+  __device__ void sync() const { __syncthreads(); }
   __device__ double sum(double v) const { return from_first_thread(Reduce(st->tmp).Sum(v), &st->out); }
   template <class Op>
   __device__ Quad reduce(const Quad& v, Op op) const {
@@ -413,6 +512,7 @@ struct BlockReducer {
 struct WarpReducer {
   __device__ int rank() const { return threadIdx.x % 32; }
   __device__ int size() const { return 32; }
+  __device__ void sync() const { __syncwarp(); }
   __device__ double sum(double v) const {
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
@@ -595,36 +695,36 @@ __device__ void close_batch(const LoopState& s, const PointsView& x, std::int64_
 }
 
 // The sort path's member sums of cluster g, by a team (red: a block or a warp): members[g] +=
-// the rows that joined g - the rows that left it (each the partial rows of g's runs, added in run
-// order), also into s.sums when the relocation edits a copy of its own. With sums_row, each
-// column's new sum and old centroid also go to sums_row and old_row (shared memory). Returns the
-// member count, from the offsets; the team's first thread writes it to s.counts.
+// the signed rows of g's moves (the run rows of g, added in run order), also into s.sums when the
+// relocation edits a copy of its own. With sums_row, each column's new sum and old centroid also
+// go to sums_row and old_row (shared memory). Returns the member count, kept the same way; the
+// team's first thread writes it back.
 template <class Red>
 __device__ std::int64_t update_members(const LoopState& s, std::int64_t g, const Red& red, double* sums_row, float* old_row) {
-  const std::int64_t D = s.d, lo = s.offsets[g], hi = s.offsets[g + 1];
-  const bool first_iteration = *s.iteration == 0;
-  auto run_sum = [&](const double* part, std::int64_t from, std::int64_t to, std::int64_t col) {
-    double sum = 0;
-    if (to > from)
-#pragma unroll 8  // the loads issued together, the adds still in run order
-      for (std::int64_t p = from / s.run_rows; p <= (to - 1) / s.run_rows; ++p) sum += part[(g + p) * D + col];
-    return sum;
-  };
+  const std::int64_t D = s.d, lo = move_offset(s, g), hi = move_offset(s, g + 1);
+  const std::int64_t rows = run_rows(s, move_offset(s, s.batches * s.k));
+  const std::int64_t p0 = lo / rows, p1 = hi > lo ? (hi - 1) / rows : p0 - 1;
   for (std::int64_t col = red.rank(); col < D; col += red.size()) {
-    const double joined = run_sum(s.joined, lo, hi, col);
-    const double left = first_iteration ? 0.0 : run_sum(s.left, s.offsets_prev[g], s.offsets_prev[g + 1], col);
-    const double m = s.members[g * D + col] + (joined - left);
+    double moved = 0;
+#pragma unroll 8  // the loads issued together, the adds still in run order
+    for (std::int64_t p = p0; p <= p1; ++p) moved += s.run_sums[(g + p) * D + col];
+    const double m = s.members[g * D + col] + moved;
     s.members[g * D + col] = m;
     if (s.sums != s.members) s.sums[g * D + col] = m;  // for the relocation, which edits sums
     if (sums_row) sums_row[col] = m, old_row[col] = s.c[g * D + col];
   }
-  if (red.rank() == 0) s.counts[g] = hi - lo;
-  return hi - lo;
+  std::int64_t count = s.member_counts[g];
+  for (std::int64_t p = p0; p <= p1; ++p) count += s.run_counts[g + p];
+  red.sync();  // every member has read member_counts[g] before it is replaced
+  if (red.rank() == 0) {
+    s.member_counts[g] = count;
+    if (s.counts != s.member_counts) s.counts[g] = count;
+  }
+  return count;
 }
 
-// The sort path's last step, one block per cluster g: members[g] += the rows that joined g - the
-// rows that left it (each the partial rows of g added in run order, float64), the count from the
-// offsets, then the new centroid; the batch's last block relocates and does the bookkeeping (as
+// The sort path's last step, one block per cluster g: members[g] and its count brought up to date
+// from g's run rows (update_members), then the new centroid; the batch's last block relocates and does the bookkeeping (as
 // the scan path does). kGlobal: the rows are read again from global memory (any D) instead of
 // being kept in shared memory (16 D bytes, up to kFinishSmemD columns: three fewer round trips to
 // L2 per block, 210 against 185 us per iteration at 32 x 74K, K = 1,000).
@@ -1014,14 +1114,12 @@ unsigned blocks_for(std::int64_t threads, int per_block) {
   return static_cast<unsigned>((threads + per_block - 1) / per_block);
 }
 
-// One walk over a sorted order (moved_runs_kernel): a warp per run.
-void walk(const LoopState& s, const PointsView& x, bool leaving, double* out, std::int32_t* offsets, cudaStream_t stream) {
-  const std::int64_t total = s.batches * s.n, runs = (total + s.run_rows - 1) / s.run_rows;
-  moved_runs_kernel<<<blocks_for(runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, total, vector_rows(x, s.d),
-                                                                                      leaving, out, offsets);
+// The moves' rows per run (move_sums_kernel): a warp per run, enough runs for every move an
+// iteration can make (those past this iteration's moves return at once).
+void move_sums(const LoopState& s, const PointsView& x, cudaStream_t stream) {
+  move_sums_kernel<<<blocks_for(s.runs * 32, kWalkThreads), kWalkThreads, 0, stream>>>(s, x, vector_rows(x, s.d));
   FK_CUDA_LAUNCHED();
 }
-
 
 }  // namespace
 
@@ -1077,9 +1175,26 @@ void prepare_bias(const LoopState& s, const float* xx, cudaStream_t stream) {
   FK_CUDA_LAUNCHED();
 }
 
-void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
-  walk(s, x, true, s.left, s.offsets_prev, stream);
-  mark("leaving");
+// The place kernel's counters are per cluster in shared memory up to this many clusters a batch.
+constexpr std::int64_t kSharedCountersK = 32768;
+
+std::size_t place_smem_bytes(const LoopState& s) {
+  return s.k <= kSharedCountersK ? sizeof(std::uint32_t) * static_cast<std::size_t>(s.k) : 0;
+}
+
+void sort_moves(const LoopState& s, cudaStream_t stream, const StageMark& mark) {
+  const std::int64_t groups = s.batches * s.k * s.tiles;
+  const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.batches));
+  count_moves_kernel<<<grid, kTileThreads, 0, stream>>>(s);
+  FK_CUDA_LAUNCHED();
+  std::size_t bytes = s.scan_bytes;  // over groups + 1 counts, the last always zero: the total
+  FK_CUDA(cub::DeviceScan::ExclusiveSum(s.scan_tmp, bytes, s.tile_counts, s.tile_starts, groups + 1, stream));
+  if (s.k <= kSharedCountersK)
+    place_moves_kernel<true><<<grid, kTileThreads, place_smem_bytes(s), stream>>>(s);
+  else
+    place_moves_kernel<false><<<grid, kTileThreads, 0, stream>>>(s);
+  FK_CUDA_LAUNCHED();
+  mark("sort");
 }
 
 // A warp per cluster for many small clusters (D <= kWarpFinishD), a block per cluster otherwise
@@ -1094,8 +1209,8 @@ bool warp_finish(const LoopState& s) {
 }
 
 void sort_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark) {
-  walk(s, x, false, s.joined, s.offsets, stream);
-  mark("joining");
+  move_sums(s, x, stream);
+  mark("sums");
   const std::int64_t clusters = s.batches * s.k;
   if (warp_finish(s)) {
     sort_finish_warp_kernel<<<static_cast<unsigned>((clusters + kFinishWarps - 1) / kFinishWarps), kBlock,
@@ -1132,10 +1247,25 @@ void plan_dense(LoopState& s, int multiprocessors, std::int64_t point_bytes) {
 
 std::int64_t dense_blocks_per_batch(const LoopState& s) { return (s.n + s.dense_rows - 1) / s.dense_rows; }
 
-int plan_run_rows(std::int64_t total, int multiprocessors) {
-  // Enough warps to cover the machine several times over; longer runs mean fewer partial rows.
-  const std::int64_t warps = 32LL * multiprocessors;
-  return static_cast<int>(std::min<std::int64_t>(256, std::max<std::int64_t>(16, total / warps)));
+// Tiles of 2,048 points: enough blocks, and their moves ranked by one warp in a few steps. Larger
+// tiles where K is large, so that the (cluster, tile) counts the scan reads stay within ~2 N (or
+// 2^20) per batch. The moves are added in runs over at most 64 warps per multiprocessor.
+void plan_moves(LoopState& s, int multiprocessors) {
+  const std::int64_t limit = std::max<std::int64_t>(2 * s.n, 1 << 20);
+  std::int64_t t = 2048;
+  while (t < s.n && s.k * ((s.n + t - 1) / t) > limit) t *= 2;
+  s.tile_points = static_cast<int>(std::min<std::int64_t>(t, 1 << 30));
+  s.tiles = (s.n + s.tile_points - 1) / s.tile_points;
+  s.runs = 64LL * multiprocessors;
+}
+
+std::int64_t move_capacity(const LoopState& s) { return 2 * s.batches * s.n; }
+
+std::size_t move_scan_bytes(const LoopState& s) {
+  std::size_t bytes = 0;
+  std::uint32_t* none = nullptr;
+  FK_CUDA(cub::DeviceScan::ExclusiveSum(nullptr, bytes, none, none, s.batches * s.k * s.tiles + 1));
+  return bytes;
 }
 
 void dense_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark) {
@@ -1201,6 +1331,9 @@ void prepare_update(const LoopState& s) {
   }
   if (s.dense)
     FK_CUDA(cudaFuncSetAttribute(dense_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kDenseSmem + 1024));
+  else if (place_smem_bytes(s) > 16 * 1024)  // beyond what fits beside the static lists in 48 KB
+    FK_CUDA(cudaFuncSetAttribute(place_moves_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(place_smem_bytes(s))));
 }
 
 void finish_iteration(const LoopState& s, cudaStream_t stream, const StageMark& mark) {

@@ -1,11 +1,13 @@
-// The centroid update on the device, without float atomics and in a fixed order (deterministic):
-// sort-inverse (point ids sorted by cluster), per-warp partial sums over fixed runs of the sorted
-// order, an ordered combine per cluster, then the division. The sort path is incremental: member
-// sums persist in float64, and each iteration reads only the rows of the points that moved. Also the per-iteration bookkeeping
-// that keeps the whole loop on the device. Small problems (scan path) do all of the update in one
-// kernel: each cluster's block finds its members in the labels.
+// The centroid update on the device, without float atomics and in a fixed order (deterministic).
+// The sort path is incremental: member sums persist in float64, and each iteration sorts only the
+// moves (a point that changed cluster leaves its old one and joins its new one) by cluster, adds
+// their rows over fixed runs of that order (per-warp partial sums), then combines each cluster's
+// runs in order. Also the per-iteration bookkeeping that keeps the whole loop on the device. Small
+// problems (scan path) do all of the update in one kernel: each cluster's block finds its members
+// in the labels.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 
@@ -47,20 +49,25 @@ struct LoopState {
   float* bias_scale = nullptr;  ///< (B + 1) their sigma, 0 where a batch goes without; the count of those
   AssignPlan plan;
   // update
-  const std::int32_t* sorted_keys = nullptr;  ///< (B * N)
-  const std::int32_t* perm = nullptr;         ///< (B * N) point ids in sorted order
-  std::int32_t* offsets = nullptr;            ///< (B * K + 1) first sorted position of each key (joining walk)
-  std::int32_t* offsets_prev = nullptr;       ///< (B * K + 1) the same for the previous order (leaving walk)
   const std::uint16_t* moved = nullptr;       ///< (B, moved_words(N)) bits: this iteration changed the label
-  const std::int32_t* left_labels = nullptr;  ///< scan: (B, N) the previous label of each moved point
-  double* joined = nullptr;                   ///< (B * N / run_rows + B * K + 1, D) per run and cluster
-  double* left = nullptr;                     ///< the same, for the rows that left (previous order)
+  const std::int32_t* left_labels = nullptr;  ///< (B, N) the previous label of each moved point
   double* members = nullptr;                  ///< (B, K, D) member sums kept across iterations; == sums
                                               ///< unless the relocation edits sums
-  std::int64_t* member_counts = nullptr;      ///< scan: (B, K) member counts kept across iterations; == counts
+  std::int64_t* member_counts = nullptr;      ///< (B, K) member counts kept across iterations; == counts
                                               ///< unless the relocation edits counts
   float* partial = nullptr;                   ///< dense: (blocks, K, D)
-  int run_rows = 256;                         ///< sort path: sorted positions per warp
+  // sort path: the moves sorted by cluster (move_capacity(s) places each)
+  std::int32_t* move_ids = nullptr;       ///< point id b * N + i of a join, ~id of a leave
+  std::int32_t* move_keys = nullptr;      ///< cluster b * K + j of each
+  std::int64_t tiles = 0;                 ///< tiles of tile_points points per batch (the sort's unit)
+  int tile_points = 0;
+  std::uint32_t* tile_counts = nullptr;   ///< (B * K * tiles + 1) moves per (cluster, tile); zero between iterations
+  std::uint32_t* tile_starts = nullptr;   ///< (B * K * tiles + 1) where each (cluster, tile) group starts
+  void* scan_tmp = nullptr;               ///< the scratch of their scan (move_scan_bytes)
+  std::size_t scan_bytes = 0;
+  std::int64_t runs = 0;                  ///< warps (runs of the sorted moves) that add the moves' rows
+  double* run_sums = nullptr;             ///< (runs + B * K + 1, D) signed rows per run and cluster
+  std::int32_t* run_counts = nullptr;     ///< (runs + B * K + 1) joins - leaves per run and cluster
   // dense path (K * D small): per-block sums in shared memory, no sort
   bool dense = false;
   int dense_rows = 0;                   ///< points per block
@@ -99,8 +106,12 @@ bool plan_scan_incremental(const LoopState& s);
 /// order, the new centroid; per batch, the relocation of empty clusters (when asked) and the
 /// bookkeeping.
 void scan_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark);
-/// Sorted positions per warp on the sort path, for this many points.
-int plan_run_rows(std::int64_t total, int multiprocessors);
+/// The sort path's tiles and runs: s.tile_points, s.tiles and s.runs from the shape.
+void plan_moves(LoopState& s, int multiprocessors);
+/// Moves an iteration can make (two per point: a leave and a join).
+std::int64_t move_capacity(const LoopState& s);
+/// The scratch bytes of the scan in sort_moves.
+std::size_t move_scan_bytes(const LoopState& s);
 
 /// The compute-type centroids and score offsets of every batch, from s.c.
 void prepare_centroids(const LoopState& s, cudaStream_t stream);
@@ -109,14 +120,14 @@ void prepare_centroids(const LoopState& s, cudaStream_t stream);
 /// and h; 0 where 16-bit parts cannot hold them) and its bias rows. The updates then keep the rows.
 void prepare_bias(const LoopState& s, const float* xx, cudaStream_t stream);
 
-/// The sort path, before the sort: the rows that left each cluster, over the previous sorted order
-/// (and that order's offsets).
-void leaving_sums(const LoopState& s, const PointsView& x, cudaStream_t stream, const StageMark& mark);
+/// The sort path, after the assignment: this iteration's moves sorted by cluster (then by point,
+/// the leave before the join), a stable counting sort over tiles of points.
+void sort_moves(const LoopState& s, cudaStream_t stream, const StageMark& mark);
 
-/// The sort path, after the sort: the rows that joined each cluster and the offsets, then per
-/// cluster the member sums and count brought up to date and the new centroid; per batch, the
-/// relocation of empty clusters (when asked) and the bookkeeping. Replaces relocate_empty and
-/// finish_iteration on this path.
+/// The sort path, after sort_moves: the moves' rows added per run, then per cluster the member
+/// sums and count brought up to date and the new centroid; per batch, the relocation of empty
+/// clusters (when asked) and the bookkeeping. Replaces relocate_empty and finish_iteration on this
+/// path.
 void sort_update(const LoopState& s, const PointsView& x, bool relocate, cudaStream_t stream, const StageMark& mark);
 
 /// The dense path: per-block sums of the labelled points in shared memory (fixed order), then
