@@ -437,8 +437,8 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
                     at_moved = arena.add<std::uint16_t>(incremental ? B * moved_words(N) : 0),
                     at_left_labels = arena.add<std::int32_t>(incremental ? BN : 0),
                     at_partial_counts = arena.add<std::int32_t>(s.dense ? BK * dense_blocks_per_batch(s) : 0),
-                    at_ct = arena.add<unsigned char>(ct_bytes), at_move_ids = arena.add<std::int32_t>(moves_n),
-                    at_move_keys = arena.add<std::int32_t>(moves_n), at_tile_counts = arena.add<std::uint32_t>(groups_n),
+                    at_ct = arena.add<unsigned char>(ct_bytes), at_moves = arena.add<int2>(moves_n),
+                    at_tile_counts = arena.add<std::uint32_t>(groups_n),
                     at_tile_starts = arena.add<std::uint32_t>(groups_n),
                     at_scan_tmp = arena.add<unsigned char>(s.scan_bytes),
                     at_sums = arena.add<double>(BK * D), at_shift_k = arena.add<double>(BK),
@@ -464,7 +464,7 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   double* history = arena.get<double>(at_history);
 
   s.c_prev = arena.get<float>(at_c_prev), s.ct = arena.get<unsigned char>(at_ct), s.h = arena.get<float>(at_h);
-  s.move_ids = arena.get<std::int32_t>(at_move_ids), s.move_keys = arena.get<std::int32_t>(at_move_keys);
+  s.moves = arena.get<int2>(at_moves);
   s.tile_counts = arena.get<std::uint32_t>(at_tile_counts), s.tile_starts = arena.get<std::uint32_t>(at_tile_starts);
   s.scan_tmp = arena.get<unsigned char>(at_scan_tmp);
   s.run_sums = arena.get<double>(at_run_sums), s.run_counts = arena.get<std::int32_t>(at_run_counts);
@@ -486,7 +486,6 @@ FitSummary fit_on_device(const TensorView& x, const KMeansOptions& opt, const Ou
   if (sort) {  // the members start empty: the first assignment moves every point (from label -1)
     FK_CUDA(cudaMemsetAsync(s.members, 0, sizeof(double) * BK * D, st));
     FK_CUDA(cudaMemsetAsync(s.member_counts, 0, sizeof(std::int64_t) * BK, st));
-    FK_CUDA(cudaMemsetAsync(s.tile_counts, 0, sizeof(std::uint32_t) * groups_n, st));  // each iteration leaves them so
   }
   // The sum of squared norms enters only the objective reported per iteration.
   if (opt.metric == Metric::euclidean && opt.on_iteration) batch_sums(pts.xx.get(), B, N, arena.get<double>(at_sum_xx), st);

@@ -57,11 +57,10 @@ struct LoopState {
                                               ///< unless the relocation edits counts
   float* partial = nullptr;                   ///< dense: (blocks, K, D)
   // sort path: the moves sorted by cluster (move_capacity(s) places each)
-  std::int32_t* move_ids = nullptr;       ///< point id b * N + i of a join, ~id of a leave
-  std::int32_t* move_keys = nullptr;      ///< cluster b * K + j of each
+  int2* moves = nullptr;                  ///< (point id b * N + i of a join, ~id of a leave; cluster b * K + j)
   std::int64_t tiles = 0;                 ///< tiles of tile_points points per batch (the sort's unit)
   int tile_points = 0;
-  std::uint32_t* tile_counts = nullptr;   ///< (B * K * tiles + 1) moves per (cluster, tile); zero between iterations
+  std::uint32_t* tile_counts = nullptr;   ///< (B * K * tiles + 1) moves per (cluster, tile)
   std::uint32_t* tile_starts = nullptr;   ///< (B * K * tiles + 1) where each (cluster, tile) group starts
   void* scan_tmp = nullptr;               ///< the scratch of their scan (move_scan_bytes)
   std::size_t scan_bytes = 0;
