@@ -1028,12 +1028,12 @@ __global__ void __launch_bounds__(THREADS, 2)
 // sums in warp order into partial[b, part], and the batch's last block to finish (tickets[b],
 // left at zero again) adds the batch's partials in a fixed tree: the split depends on N and B
 // only, so the sums are the same on every run.
-// At most 85 registers, three blocks per multiprocessor: at 93 (two blocks) the rows in flight
-// were too few (H100, 8.4M x 128 float16: 1.49 against 1.12 ms; eight points at a time, with two
-// blocks, 1.14).
+// At most 64 registers, four blocks per multiprocessor: at 93 (two blocks) the rows in flight
+// were too few (H100, 8.4M x 128 float16: 1.49 against 1.07 ms; three blocks 1.12; two points at
+// a time with four or six blocks, 1.35 and 1.24; eight with two blocks, 1.14).
 constexpr int kDistancesInFlight = 4;
 using PartSum = cub::BlockReduce<double, kRowPassThreads>;
-__global__ void __launch_bounds__(kRowPassThreads, 3)
+__global__ void __launch_bounds__(kRowPassThreads, 4)
     label_distances_kernel(LoopState s, PointsView x, bool vector, float* dist, double* partial, double* sums, unsigned* tickets) {
   constexpr int R = kDistancesInFlight, kWarps = kRowPassThreads / 32;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
