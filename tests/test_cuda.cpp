@@ -907,9 +907,10 @@ INSTANTIATE_TEST_SUITE_P(
                                     8, 20000, 96, 300},
                     IncrementalCase{"warp_finish_kept_empty_bf16_dot_5", kBF16, Metric::dot, Start::kept, 5, 8,
                                     20000, 40, 300},
-                    // over a million points: runs of over 256 sorted moves, listed 256 at a time
+                    // over two million points: the first iterations' runs pass 256 sorted moves (the
+                    // walk's steps), so segments go on from one step into the next
                     IncrementalCase{"long_runs_f16_euclidean_8", kF16, Metric::euclidean, Start::gaussian, 8, 1,
-                                    1100000, 32, 512},
+                                    2400000, 32, 512},
                     // many clusters: tiles of 4,096 points (the moves ranked in several rounds), with
                     // the ranks' counters in shared memory (K <= 32,768) and in global memory
                     IncrementalCase{"many_clusters_f16_euclidean_4", kF16, Metric::euclidean, Start::gaussian, 4, 1,

@@ -245,7 +245,7 @@ __global__ void __launch_bounds__(kThreads)
     float s = red_s[r];
     int i = red_i[r];
     if (better(red_s[kBM + r], red_i[kBM + r], s, i)) s = red_s[kBM + r], i = red_i[kBM + r];
-    moved = write_assignment(a, b, static_cast<std::int64_t>(b) * a.n + row0 + r, s, i);
+    moved = write_assignment(a, static_cast<std::int64_t>(b) * a.n + row0 + r, s, i);
   }
   if (a.moved && threadIdx.x < kBM) {  // whole warps (kBM is a multiple of 32): a ballot per 32 rows
     const unsigned bits = __ballot_sync(0xffffffffu, moved);

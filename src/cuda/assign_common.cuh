@@ -23,12 +23,11 @@ __device__ __forceinline__ void quad_best(float& s, int& i) {
   }
 }
 
-/// Writes point `at` (b * N + row) of batch b: label i, the previous one where it changed, and its
+/// Writes point `at` (b * N + row of batch b): label i, the previous one where it changed, and its
 /// distance from the score s = h_i - x.c. `old` is the point's previous label and xx its ||x||^2
 /// (used for euclidean distances only), read by the caller ahead of time. Returns whether the
 /// label changed.
-__device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t b, std::int64_t at, float s, int i,
-                                                 int old, float xx) {
+__device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t at, float s, int i, int old, float xx) {
   a.labels[at] = i;
   if (a.left_labels && old != i) a.left_labels[at] = old;
   if (a.dist) {
@@ -52,8 +51,8 @@ __device__ __forceinline__ float norm_for_distance(const AssignArgs& a, std::int
 }
 
 /// The same, reading the previous label and the norm here.
-__device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t b, std::int64_t at, float s, int i) {
-  return write_assignment(a, b, at, s, i, a.labels[at], norm_for_distance(a, at));
+__device__ __forceinline__ bool write_assignment(const AssignArgs& a, std::int64_t at, float s, int i) {
+  return write_assignment(a, at, s, i, a.labels[at], norm_for_distance(a, at));
 }
 
 }  // namespace flashkmeans::cuda

@@ -437,7 +437,7 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
         quad_best(s, i);
         if constexpr (PACKED) s -= xxh[m][hr];
         const std::int64_t row = row0 + (wg * MT + m) * 64 + wl * 16 + hr * 8 + g;
-        if (t == 0 && row < a.n && write_assignment(a, b, b * a.n + row, s, i, old_label[m][hr], xx_row[m][hr]))
+        if (t == 0 && row < a.n && write_assignment(a, b * a.n + row, s, i, old_label[m][hr], xx_row[m][hr]))
           ++moved, bits |= 1u << (hr * 8 + g);
       }
       if (a.moved) {

@@ -244,8 +244,8 @@ __device__ __forceinline__ std::int64_t run_rows(const LoopState& s, std::int64_
 // a join's row with its sign, a leave's negated. The segment of cluster g in run p goes to row
 // g + p of run_sums (and its joins - leaves to run_counts): unique, because runs and clusters
 // both advance along the sorted order. The walk takes kWalkStep positions at a time: it lists the
-// step's segment starts in shared memory, then reads the rows kSumRows at a time (their loads in
-// flight together).
+// step's move ids and segment starts in shared memory, then reads the rows kSumRows at a time
+// (their loads in flight together); a segment may go on into the next step and the next run.
 constexpr int kWalkThreads = 256;
 constexpr int kWalkStep = 256;
 
@@ -1210,7 +1210,7 @@ std::size_t place_smem_bytes(const LoopState& s) {
 void sort_moves(const LoopState& s, cudaStream_t stream, const StageMark& mark) {
   const std::int64_t groups = s.batches * s.k * s.tiles;
   const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.batches));
-  FK_CUDA(cudaMemsetAsync(s.tile_counts, 0, sizeof(std::uint32_t) * static_cast<std::size_t>(groups), stream));
+  FK_CUDA(cudaMemsetAsync(s.tile_counts, 0, sizeof(std::uint32_t) * static_cast<std::size_t>(groups + 1), stream));
   if (s.k <= kSharedCountersK)
     count_moves_kernel<true><<<grid, kTileThreads, place_smem_bytes(s), stream>>>(s);
   else
@@ -1369,10 +1369,11 @@ void prepare_update(const LoopState& s) {
   if (s.dense)
     FK_CUDA(cudaFuncSetAttribute(dense_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kDenseSmem + 1024));
   else if (place_smem_bytes(s) > 16 * 1024) {  // beyond what fits beside the static lists in 48 KB
-    FK_CUDA(cudaFuncSetAttribute(place_moves_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(place_smem_bytes(s))));
-    FK_CUDA(cudaFuncSetAttribute(count_moves_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(place_smem_bytes(s))));
+    // Always the largest the counters take, so that fits of other K on other threads do not
+    // lower the limit under this one.
+    constexpr int kMost = static_cast<int>(sizeof(std::uint32_t) * kSharedCountersK);
+    FK_CUDA(cudaFuncSetAttribute(place_moves_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMost));
+    FK_CUDA(cudaFuncSetAttribute(count_moves_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMost));
   }
 }
 
