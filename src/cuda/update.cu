@@ -1200,26 +1200,29 @@ void prepare_bias(const LoopState& s, const float* xx, cudaStream_t stream) {
   FK_CUDA_LAUNCHED();
 }
 
-// The place kernel's counters are per cluster in shared memory up to this many clusters a batch.
+// The count and place kernels keep a counter per cluster in shared memory up to this many
+// clusters a batch (their kSharedCounters builds), in global memory beyond.
 constexpr std::int64_t kSharedCountersK = 32768;
 
-std::size_t place_smem_bytes(const LoopState& s) {
-  return s.k <= kSharedCountersK ? sizeof(std::uint32_t) * static_cast<std::size_t>(s.k) : 0;
+bool shared_counters(const LoopState& s) { return s.k <= kSharedCountersK; }
+
+std::size_t counters_smem_bytes(const LoopState& s) {
+  return shared_counters(s) ? sizeof(std::uint32_t) * static_cast<std::size_t>(s.k) : 0;
 }
 
 void sort_moves(const LoopState& s, cudaStream_t stream, const StageMark& mark) {
   const std::int64_t groups = s.batches * s.k * s.tiles;
   const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.batches));
   FK_CUDA(cudaMemsetAsync(s.tile_counts, 0, sizeof(std::uint32_t) * static_cast<std::size_t>(groups + 1), stream));
-  if (s.k <= kSharedCountersK)
-    count_moves_kernel<true><<<grid, kTileThreads, place_smem_bytes(s), stream>>>(s);
+  if (shared_counters(s))
+    count_moves_kernel<true><<<grid, kTileThreads, counters_smem_bytes(s), stream>>>(s);
   else
     count_moves_kernel<false><<<grid, kTileThreads, 0, stream>>>(s);
   FK_CUDA_LAUNCHED();
   std::size_t bytes = s.scan_bytes;  // over groups + 1 counts, the last always zero: the total
   FK_CUDA(cub::DeviceScan::ExclusiveSum(s.scan_tmp, bytes, s.tile_counts, s.tile_starts, groups + 1, stream));
-  if (s.k <= kSharedCountersK)
-    place_moves_kernel<true><<<grid, kTileThreads, place_smem_bytes(s), stream>>>(s);
+  if (shared_counters(s))
+    place_moves_kernel<true><<<grid, kTileThreads, counters_smem_bytes(s), stream>>>(s);
   else
     place_moves_kernel<false><<<grid, kTileThreads, 0, stream>>>(s);
   FK_CUDA_LAUNCHED();
@@ -1368,7 +1371,7 @@ void prepare_update(const LoopState& s) {
   }
   if (s.dense)
     FK_CUDA(cudaFuncSetAttribute(dense_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kDenseSmem + 1024));
-  else if (place_smem_bytes(s) > 16 * 1024) {  // beyond what fits beside the static lists in 48 KB
+  else if (counters_smem_bytes(s) > 16 * 1024) {  // beyond what fits beside the static lists in 48 KB
     // Always the largest the counters take, so that fits of other K on other threads do not
     // lower the limit under this one.
     constexpr int kMost = static_cast<int>(sizeof(std::uint32_t) * kSharedCountersK);
