@@ -746,8 +746,8 @@ __device__ std::int64_t update_members(const LoopState& s, std::int64_t g, const
 }
 
 // The sort path's last step, one block per cluster g: members[g] and its count brought up to date
-// from g's run rows (update_members), then the new centroid; the batch's last block relocates and does the bookkeeping (as
-// the scan path does). kGlobal: the rows are read again from global memory (any D) instead of
+// from g's run rows (update_members), then the new centroid; the batch's last block relocates and
+// does the bookkeeping (as the scan path does). kGlobal: the rows are read again from global memory (any D) instead of
 // being kept in shared memory (16 D bytes, up to kFinishSmemD columns: three fewer round trips to
 // L2 per block, 210 against 185 us per iteration at 32 x 74K, K = 1,000).
 // 16 D bytes of dynamic shared memory plus the kernel's static ~700 stay within the 48 KB a launch
