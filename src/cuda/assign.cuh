@@ -64,8 +64,10 @@ struct AssignArgs {
 /// without swizzle: 8-row groups of 256 bytes, each two 8 x 16-byte core matrices (columns 0-7,
 /// then 8-15). Byte offset of element (row, col); a tile of rows starts at row * kBiasRowBytes.
 constexpr int kBiasRowBytes = 32;
+constexpr int kBiasAlongK = 128;     ///< bytes from a core matrix to the next along K (columns 8-15)
+constexpr int kBiasAlongRows = 256;  ///< bytes from an 8-row group to the next
 __host__ __device__ constexpr std::int64_t bias_row_offset(std::int64_t row, int col) {
-  return row / 8 * 256 + col / 8 * 128 + row % 8 * 16 + col % 8 * 2;
+  return row / 8 * kBiasAlongRows + col / 8 * kBiasAlongK + row % 8 * 16 + col % 8 * 2;
 }
 
 /// 16-bit words per batch of AssignArgs::moved. A bit array is small enough (N / 8 bytes) to stay

@@ -272,8 +272,8 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     hopper::wgmma_fence();
     const int slice_bytes = (wg * MT + m) * 64 * 128;
     if constexpr (PACKED) {
-      const std::uint64_t a_bias = hopper::descriptor_interleaved(bias_points + (wg * MT + m) * 64 * kBiasRowBytes, 128, 256);
-      const std::uint64_t b_bias = hopper::descriptor_interleaved(bias_stages + st * BN * kBiasRowBytes, 128, 256);
+      const std::uint64_t a_bias = hopper::descriptor_interleaved(bias_points + (wg * MT + m) * 64 * kBiasRowBytes, kBiasAlongK, kBiasAlongRows);
+      const std::uint64_t b_bias = hopper::descriptor_interleaved(bias_stages + st * BN * kBiasRowBytes, kBiasAlongK, kBiasAlongRows);
       if constexpr (KIND == MmaKind::f16) hopper::wgmma_first_f16_n128(acc[m], a_bias, b_bias);
       else hopper::wgmma_first_bf16_n128(acc[m], a_bias, b_bias);
     }

@@ -57,7 +57,6 @@ __device__ __forceinline__ float store_rounded(void* base, std::int64_t at, DTyp
   return __bfloat162float(bv);
 }
 
-/// f rounded to tf32 (10-bit mantissa, to nearest, ties away), as the bits the tensor cores take.
 // v as the sum of three values of the 16-bit type t (q[0] + q[1] + q[2]: 33 bits of float16, 24 of
 // bfloat16, each part the rounding of what the ones before left), as raw bits. Infinite v: q[0]
 // is v, the others 0.
@@ -75,6 +74,7 @@ __device__ __forceinline__ void split3(float v, DType t, std::uint16_t (&q)[3]) 
   }
 }
 
+/// f rounded to tf32 (10-bit mantissa, to nearest, ties away), as the bits the tensor cores take.
 __device__ __forceinline__ std::uint32_t to_tf32(float f) {
   std::uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));

@@ -55,7 +55,7 @@ __device__ void write_bias_row(const LoopState& s, DType ct_type, std::int64_t b
   const uint4 first = {q[0] | (static_cast<unsigned>(q[1]) << 16), q[2] | (static_cast<unsigned>(one[0]) << 16),
                        one[0] | (static_cast<unsigned>(one[0]) << 16), 0u};
   *reinterpret_cast<uint4*>(at) = first;
-  *reinterpret_cast<uint4*>(at + 128) = make_uint4(0u, 0u, 0u, 0u);  // columns 8-15
+  *reinterpret_cast<uint4*>(at + kBiasAlongK) = make_uint4(0u, 0u, 0u, 0u);  // columns 8-15
 }
 
 // The compute-type row and score offset of centroid (b, j) from its float32 value c_row (null on
