@@ -50,6 +50,7 @@ struct Shape {
   int kp = 0;
   int stages = 0, point_buffers = 0;
   std::int64_t row_tiles = 0;  // point tiles per batch
+  bool reload = false;         // every centroid tile loaded anew (FLASHKMEANS_RELOAD=1, a development aid)
 };
 
 // Padded rows of 128 elements (D up to 128): 256 bytes of 16-bit, 512 of float. A compile-time
@@ -189,6 +190,11 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     if (role > 1 || lane != 0) return;
     int it = 0, local = 0;
     Ring ring, x_ring;
+    // The centroid tile each stage holds (batch * col_tiles + j; -1: none yet). A tile still in
+    // its stage is not loaded again: the producer only completes the stage's phase. With as few
+    // tiles as stages (K <= 256 at tf32, 384 at 16 bits) a block reads each batch's centroids once.
+    std::int64_t held[kMaxStages];
+    for (int s = 0; s < kMaxStages; ++s) held[s] = -1;
     for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const std::int64_t b = tile / sh.row_tiles, row0 = (tile % sh.row_tiles) * BM;
       if ((a.skip && a.skip[b]) || !takes_batch<PACKED>(a, b)) continue;
@@ -196,6 +202,11 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
         for (int j = 0; j < col_tiles; ++j, ++it, ring.advance(S)) {
           const int st = ring.stage;
           if (it >= S) hopper::barrier_wait(empty + st, ring.phase ^ 1u);  // the round before's release
+          if (held[st] == b * col_tiles + j && !sh.reload) {
+            hopper::barrier_arrive(full + st);
+            continue;
+          }
+          held[st] = b * col_tiles + j;
           hopper::barrier_expect_bytes(full + st, c_bytes + (PACKED ? BN * kBiasRowBytes : 0));
           const int row = static_cast<int>(b * sh.kp + j * BN);
 #pragma unroll
@@ -553,6 +564,8 @@ Shape shape_of(const AssignPlan& p, const AssignArgs& a) {
   sh.stages = p.stages, sh.point_buffers = p.point_buffers;
   const std::int64_t bm = 64 * p.groups * p.slices;
   sh.row_tiles = (a.n + bm - 1) / bm;
+  const char* reload = std::getenv("FLASHKMEANS_RELOAD");
+  sh.reload = reload && std::strcmp(reload, "1") == 0;
   return sh;
 }
 
