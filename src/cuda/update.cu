@@ -110,8 +110,12 @@ __device__ __forceinline__ void load4(const PointsView& x, std::int64_t at, bool
 // one batch, a block each: count_moves_kernel counts each tile's moves per cluster (cluster-major,
 // so that an exclusive scan of the counts gives where each (cluster, tile) group starts), then
 // place_moves_kernel lists the tile's moves in point order (a point's leave before its join),
-// ranks them within their group and writes them there. The first iteration moves every point
-// (from label -1: no leave).
+// ranks them within their group and writes them there.
+//
+// An iteration that moved more than half of a batch's points rebuilds the batch's sums instead:
+// every point joins its cluster and the sums start from zero, N rows read instead of a leave and a
+// join for each moved point (more than N). The first iteration moves every point (from label -1),
+// so it always rebuilds.
 constexpr int kTileThreads = 256;
 constexpr int kTileRound = kTileThreads * 4;  // points a block lists at a time, four a thread
 
@@ -120,9 +124,20 @@ __device__ __forceinline__ std::int64_t move_offset(const LoopState& s, std::int
   return static_cast<std::int64_t>(s.tile_starts[g * s.tiles]);
 }
 
-// Point i of batch b's move, if it moved: its cluster before (-1: none) and after.
-__device__ __forceinline__ bool move_of(const LoopState& s, std::int64_t b, std::int64_t i, std::uint32_t word, int& from,
-                                        int& to) {
+// Whether batch b rebuilds its sums this iteration (see above; s.changed is this iteration's
+// count of moved points until the batch's bookkeeping, after the update).
+__device__ __forceinline__ bool rebuilds(const LoopState& s, std::int64_t b) {
+  return s.rebuild && 2 * static_cast<std::int64_t>(s.changed[b]) > s.n;
+}
+
+// Point i of batch b's move, if it moved (rebuild: every point joins): its cluster before (-1:
+// none) and after.
+__device__ __forceinline__ bool move_of(const LoopState& s, std::int64_t b, std::int64_t i, std::uint32_t word,
+                                        bool rebuild, int& from, int& to) {
+  if (rebuild) {
+    from = -1, to = s.labels[b * s.n + i];
+    return true;
+  }
   if (!(word >> (i & 15) & 1u)) return false;
   from = s.left_labels[b * s.n + i], to = s.labels[b * s.n + i];
   return true;
@@ -145,9 +160,10 @@ __global__ void __launch_bounds__(kTileThreads) count_moves_kernel(LoopState s) 
     else atomicAdd(s.tile_counts + (b * s.k + j) * s.tiles + t, 1u);
   };
   const std::uint16_t* moved = s.moved + b * moved_words(s.n);
+  const bool rebuild = rebuilds(s, b);
   for (std::int64_t i = first + threadIdx.x; i < last; i += kTileThreads) {
     int from = -1, to = -1;
-    if (!move_of(s, b, i, moved[i >> 4], from, to)) continue;
+    if (!move_of(s, b, i, rebuild ? 0u : moved[i >> 4], rebuild, from, to)) continue;
     count(to);
     if (from >= 0) count(from);
   }
@@ -179,14 +195,15 @@ __global__ void __launch_bounds__(kTileThreads) place_moves_kernel(LoopState s) 
   if constexpr (kSharedCounters)
     for (std::int64_t j = threadIdx.x; j < s.k; j += kTileThreads) counters[j] = 0;
   const std::uint16_t* moved = s.moved + b * moved_words(s.n);
+  const bool rebuild = rebuilds(s, b);
   for (std::int64_t r0 = first; r0 < last; r0 += kTileRound) {
     const std::int64_t i0 = r0 + 4 * threadIdx.x;  // four points in one 16-bit word
-    const std::uint32_t word = i0 < last ? moved[i0 >> 4] : 0u;
+    const std::uint32_t word = i0 < last && !rebuild ? moved[i0 >> 4] : 0u;
     int from[4], to[4], moves = 0;
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       from[u] = to[u] = -1;
-      if (i0 + u < last && move_of(s, b, i0 + u, word, from[u], to[u])) moves += from[u] >= 0 ? 2 : 1;
+      if (i0 + u < last && move_of(s, b, i0 + u, word, rebuild, from[u], to[u])) moves += from[u] >= 0 ? 2 : 1;
     }
     int at = 0, listed = 0;
     Scan(scan_tmp).ExclusiveSum(moves, at, listed);
@@ -724,18 +741,19 @@ __device__ void close_batch(const LoopState& s, const PointsView& x, std::int64_
 template <class Red>
 __device__ std::int64_t update_members(const LoopState& s, std::int64_t g, const Red& red, double* sums_row, float* old_row) {
   const std::int64_t D = s.d, lo = move_offset(s, g), hi = move_offset(s, g + 1);
+  const bool rebuild = rebuilds(s, g / s.k);  // the sums start from zero
   const std::int64_t rows = run_rows(s, move_offset(s, s.batches * s.k));
   const std::int64_t p0 = lo / rows, p1 = hi > lo ? (hi - 1) / rows : p0 - 1;
   for (std::int64_t col = red.rank(); col < D; col += red.size()) {
     double moved = 0;
 #pragma unroll 8  // the loads issued together, the adds still in run order
     for (std::int64_t p = p0; p <= p1; ++p) moved += s.run_sums[(g + p) * D + col];
-    const double m = s.members[g * D + col] + moved;
+    const double m = (rebuild ? 0.0 : s.members[g * D + col]) + moved;
     s.members[g * D + col] = m;
     if (s.sums != s.members) s.sums[g * D + col] = m;  // for the relocation, which edits sums
     if (sums_row) sums_row[col] = m, old_row[col] = s.c[g * D + col];
   }
-  std::int64_t count = s.member_counts[g];
+  std::int64_t count = rebuild ? 0 : s.member_counts[g];
   for (std::int64_t p = p0; p <= p1; ++p) count += s.run_counts[g + p];
   red.sync();  // every member has read member_counts[g] before it is replaced
   if (red.rank() == 0) {
@@ -1294,6 +1312,9 @@ void plan_moves(LoopState& s, int multiprocessors) {
   if (const char* v = std::getenv("FLASHKMEANS_TILE_POINTS"); v && std::atoll(v) >= 1024) t = std::atoll(v) / 1024 * 1024;
   s.tile_points = static_cast<int>(std::min<std::int64_t>(t, 1 << 30));
   s.tiles = (s.n + s.tile_points - 1) / s.tile_points;
+  // FLASHKMEANS_REBUILD=0: every iteration adds its moves, however many (development aid).
+  const char* rebuild = std::getenv("FLASHKMEANS_REBUILD");
+  s.rebuild = !(rebuild && *rebuild == '0');
   std::int64_t per_sm = 64;
   if (const char* v = std::getenv("FLASHKMEANS_RUNS_PER_SM"); v && std::atoll(v) > 0) per_sm = std::atoll(v);
   s.runs = per_sm * multiprocessors;

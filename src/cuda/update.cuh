@@ -67,6 +67,7 @@ struct LoopState {
   std::int64_t runs = 0;                  ///< warps (runs of the sorted moves) that add the moves' rows
   double* run_sums = nullptr;             ///< (runs + B * K + 1, D) signed rows per run and cluster
   std::int32_t* run_counts = nullptr;     ///< (runs + B * K + 1) joins - leaves per run and cluster
+  bool rebuild = true;                    ///< a batch whose moves outnumber its points rebuilds its sums
   // dense path (K * D small): per-block sums in shared memory, no sort
   bool dense = false;
   int dense_rows = 0;                   ///< points per block
