@@ -191,8 +191,10 @@ __global__ void __launch_bounds__(block_threads(GROUPS), 1)
     int it = 0, local = 0;
     Ring ring, x_ring;
     // The centroid tile each stage holds (batch * col_tiles + j; -1: none yet). A tile still in
-    // its stage is not loaded again: the producer only completes the stage's phase. With as few
-    // tiles as stages (K <= 256 at tf32, 384 at 16 bits) a block reads each batch's centroids once.
+    // its stage is not loaded again: the producer only completes the stage's phase. Where the
+    // tiles' count divides the stages' (the ring then brings each tile back to its own stage: at
+    // tf32 K <= 256; at 16 bits K <= 128 and 257 to 384, not 129 to 256) a block reads each
+    // batch's centroids once.
     std::int64_t held[kMaxStages];
     for (int s = 0; s < kMaxStages; ++s) held[s] = -1;
     for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {

@@ -733,11 +733,11 @@ __device__ void close_batch(const LoopState& s, const PointsView& x, std::int64_
   finish_batch(s);
 }
 
-// The sort path's member sums of cluster g, by a team (red: a block or a warp): members[g] +=
-// the signed rows of g's moves (the run rows of g, added in run order), also into s.sums when the
-// relocation edits a copy of its own. With sums_row, each column's new sum and old centroid also
-// go to sums_row and old_row (shared memory). Returns the member count, kept the same way; the
-// team's first thread writes it back.
+// The sort path's member sums of cluster g, by a team (red: a block or a warp): members[g] (zero
+// where the batch rebuilds) += the signed rows of g's moves (the run rows of g, added in run
+// order), also into s.sums when the relocation edits a copy of its own. With sums_row, each
+// column's new sum and old centroid also go to sums_row and old_row (shared memory). Returns the
+// member count, kept the same way; the team's first thread writes it back.
 template <class Red>
 __device__ std::int64_t update_members(const LoopState& s, std::int64_t g, const Red& red, double* sums_row, float* old_row) {
   const std::int64_t D = s.d, lo = move_offset(s, g), hi = move_offset(s, g + 1);
