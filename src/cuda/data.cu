@@ -1,6 +1,7 @@
 #include "cuda/data.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "cuda/check.cuh"
 #include "cuda/elements.cuh"
@@ -117,6 +118,72 @@ __global__ void __launch_bounds__(kRowPassThreads, kBlocks)
   }
 }
 
+// The same check for 16-bit rows read 16 bytes a lane: half a warp per row (16 lanes of eight
+// elements cover 128 columns a load), kPairs pairs of rows in flight per warp. bad_rows_kernel's
+// 8-byte loads kept too few bytes in flight (H100, 8.4M x 128 float16: 0.90 ms here, 73% of DRAM's
+// bandwidth, against 1.61 ms; 32 x 74,256 x 128: 0.26 against 0.46). Rows of D % 8 == 0 elements,
+// 16-byte aligned.
+template <int kPairs>
+__global__ void __launch_bounds__(kRowPassThreads, 8)
+    bad_rows16_kernel(ViewArgs v, std::int64_t rows, bool zero_rows, unsigned* flags, float* xx) {
+  const int lane = threadIdx.x % 32, half = lane / 16, col0 = 8 * (lane % 16);
+  const unsigned half_mask = half ? 0xffff0000u : 0x0000ffffu;
+  const bool bf16 = v.dtype == DType::bfloat16;
+  for (std::int64_t r0 = first_row() * 2 * kPairs; r0 < rows; r0 += row_step() * 2 * kPairs) {
+    bool bad[kPairs] = {}, direction[kPairs] = {};
+    float acc[kPairs] = {};
+    std::int64_t base[kPairs];
+#pragma unroll
+    for (int u = 0; u < kPairs; ++u) base[u] = r0 + 2 * u + half < rows ? row_base(v, r0 + 2 * u + half) : -1;
+    for (std::int64_t q = col0; q < v.cols; q += 128) {
+      uint4 w[kPairs];
+#pragma unroll
+      for (int u = 0; u < kPairs; ++u)
+        w[u] = base[u] >= 0 ? *reinterpret_cast<const uint4*>(static_cast<const std::uint16_t*>(v.data) + base[u] + q)
+                            : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+      for (int u = 0; u < kPairs; ++u) {
+        const std::uint32_t words[4] = {w[u].x, w[u].y, w[u].z, w[u].w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const std::uint16_t bits = static_cast<std::uint16_t>(words[e / 2] >> (16 * (e % 2)));
+          const float x = bf16 ? __uint_as_float(static_cast<std::uint32_t>(bits) << 16) : __half2float(__ushort_as_half(bits));
+          bad[u] |= !isfinite(x);
+          direction[u] |= fabsf(x) >= 1e-12f;
+          acc[u] += x * x;
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kPairs; ++u) {
+      if (r0 + 2 * u >= rows) break;  // uniform over the warp
+      const std::int64_t r = r0 + 2 * u + half;
+      const bool row_in = r < rows;
+      const unsigned at = static_cast<unsigned>(r < 0x7fffffff ? r : 0x7ffffffe);
+      const bool row_bad = (__ballot_sync(0xffffffffu, bad[u]) & half_mask) != 0;
+      float sq = acc[u];
+#pragma unroll
+      for (int off = 8; off > 0; off >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, off);
+      if (row_in && lane % 16 == 0) {
+        if (row_bad) atomicMin(flags, at);
+        else if (xx) xx[r] = sq;
+      }
+      const bool faint = row_in && !row_bad && zero_rows && (__ballot_sync(0xffffffffu, direction[u]) & half_mask) == 0;
+      if (!__any_sync(0xffffffffu, faint)) continue;
+      // Every element below 1e-12 (rare): the norm, in float64, decides.
+      double total = 0;
+      if (faint)
+        for (std::int64_t q = lane % 16; q < v.cols; q += 16) {
+          const double x = load_as_float(v.data, base[u] + q, v.dtype);
+          total += x * x;
+        }
+#pragma unroll
+      for (int off = 8; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
+      if (faint && lane % 16 == 0 && !(sqrt(total) >= 1e-12)) atomicMin(flags + 1, at);
+    }
+  }
+}
+
 __global__ void stage_kernel(ViewArgs v, std::int64_t rows, void* dst, DType out_type, std::int64_t ld, bool normalize) {
   for (std::int64_t r = first_row(); r < rows; r += row_step()) {
     const std::int64_t base = row_base(v, r);
@@ -169,9 +236,17 @@ void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaS
   const std::int64_t rows = v.batch * v.rows;
   const ViewArgs a = args_of(v);
   const bool vector = vector_view(v);
-  // 16-bit rows: two rows a warp, eight blocks per multiprocessor (H100, 8.4M x 128 float16: 1.61
-  // against 1.89 ms at four rows and four blocks; 500K x 128 float32: 105 against 100 us).
-  if (vector && element_bytes(v.dtype) == 2)
+  // 16-bit rows: 16 bytes a lane where the rows allow (bad_rows16_kernel), else two rows a warp,
+  // eight blocks per multiprocessor (H100, 8.4M x 128 float16 with 8-byte loads: 1.61 against
+  // 1.89 ms at four rows and four blocks); other rows four a warp (500K x 128 float32: 100 us
+  // against 105 at two).
+  const bool wide = element_bytes(v.dtype) == 2 && v.col_stride == 1 && v.cols % 8 == 0 &&
+                    reinterpret_cast<std::uintptr_t>(v.data) % 16 == 0 && (v.rows <= 1 || (v.row_stride * 2) % 16 == 0) &&
+                    (v.batch <= 1 || (v.batch_stride * 2) % 16 == 0);
+  const char* force = std::getenv("FLASHKMEANS_CHECK16");  // development aid: 0 keeps the 8-byte loads
+  if (wide && !(force && *force == '0'))
+    bad_rows16_kernel<2><<<row_pass_blocks((rows + 3) / 4), kRowPassThreads, 0, stream>>>(a, rows, zero_rows, flags, xx);
+  else if (vector && element_bytes(v.dtype) == 2)
     bad_rows_kernel<2, 8><<<row_pass_blocks((rows + 1) / 2), kRowPassThreads, 0, stream>>>(a, rows, zero_rows, flags, xx, true);
   else
     bad_rows_kernel<4, 4><<<row_pass_blocks((rows + 3) / 4), kRowPassThreads, 0, stream>>>(a, rows, zero_rows, flags, xx, vector);
