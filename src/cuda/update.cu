@@ -1039,13 +1039,14 @@ __global__ void __launch_bounds__(THREADS, 2)
   close_batch(s, x, b, relocate, ct_type, red);
 }
 
-// A row pass (data.cuh): a warp per point, four points at a time (their loads in flight
-// together), the points walked grid-stride (a warp launched per point: 8.4M points took ~2.6 ms).
-// The grid is (parts, B): a block's points are one batch's. With sums (one float64 per batch),
-// each warp also adds its points' distances in the order it visits them, a block adds its warps'
-// sums in warp order into partial[b, part], and the batch's last block to finish (tickets[b],
-// left at zero again) adds the batch's partials in a fixed tree: the split depends on N and B
-// only, so the sums are the same on every run.
+// A row pass (data.cuh): a warp per point (half a warp with kWide, below), four points at a time
+// (their loads in flight together), the points walked grid-stride (a warp launched per point:
+// 8.4M points took ~2.6 ms). The grid is (parts, B): a block's points are one batch's. With sums
+// (one float64 per batch), each warp also adds its points' distances in the order it visits them
+// (with kWide each half adds its own points, then the two halves are added), a block adds its
+// warps' sums in warp order into partial[b, part], and the batch's last block to finish
+// (tickets[b], left at zero again) adds the batch's partials in a fixed tree: the split depends on
+// N and B only, so the sums are the same on every run.
 // At most 64 registers, four blocks per multiprocessor: at 93 (two blocks) the rows in flight
 // were too few (H100, 8.4M x 128 float16: 1.49 against 1.07 ms; three blocks 1.12; two points at
 // a time with four or six blocks, 1.35 and 1.24; eight with two blocks, 1.14).
