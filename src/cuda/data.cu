@@ -146,8 +146,7 @@ __global__ void __launch_bounds__(kRowPassThreads, 8)
         const std::uint32_t words[4] = {w[u].x, w[u].y, w[u].z, w[u].w};
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
-          const std::uint16_t bits = static_cast<std::uint16_t>(words[e / 2] >> (16 * (e % 2)));
-          const float x = bf16 ? __uint_as_float(static_cast<std::uint32_t>(bits) << 16) : __half2float(__ushort_as_half(bits));
+          const float x = half_as_float(static_cast<std::uint16_t>(words[e / 2] >> (16 * (e % 2))), bf16);
           bad[u] |= !isfinite(x);
           direction[u] |= fabsf(x) >= 1e-12f;
           acc[u] += x * x;
@@ -240,9 +239,8 @@ void launch_bad_rows(const TensorView& v, bool zero_rows, unsigned* flags, cudaS
   // eight blocks per multiprocessor (H100, 8.4M x 128 float16 with 8-byte loads: 1.61 against
   // 1.89 ms at four rows and four blocks); other rows four a warp (500K x 128 float32: 100 us
   // against 105 at two).
-  const bool wide = element_bytes(v.dtype) == 2 && v.col_stride == 1 && v.cols % 8 == 0 &&
-                    reinterpret_cast<std::uintptr_t>(v.data) % 16 == 0 && (v.rows <= 1 || (v.row_stride * 2) % 16 == 0) &&
-                    (v.batch <= 1 || (v.batch_stride * 2) % 16 == 0);
+  const bool wide = element_bytes(v.dtype) == 2 && v.col_stride == 1 &&
+                    group_loads(v.data, v.dtype, v.cols, v.rows <= 1 ? 0 : v.row_stride, v.batch <= 1 ? 0 : v.batch_stride, 8);
   const char* force = std::getenv("FLASHKMEANS_CHECK16");  // development aid: 0 keeps the 8-byte loads
   if (wide && !(force && *force == '0'))
     bad_rows16_kernel<2><<<row_pass_blocks((rows + 3) / 4), kRowPassThreads, 0, stream>>>(a, rows, zero_rows, flags, xx);

@@ -10,11 +10,14 @@
 
 namespace flashkmeans::cuda {
 
+/// The value of a 16-bit element from its bits: bfloat16 where bf16, else float16.
+__device__ __forceinline__ float half_as_float(std::uint16_t bits, bool bf16) {
+  return bf16 ? __uint_as_float(static_cast<std::uint32_t>(bits) << 16) : __half2float(__ushort_as_half(bits));
+}
+
 __device__ __forceinline__ float load_as_float(const void* base, std::int64_t at, DType t) {
   if (t == DType::float32) return static_cast<const float*>(base)[at];
-  const std::uint16_t bits = static_cast<const std::uint16_t*>(base)[at];
-  if (t == DType::float16) return __half2float(__ushort_as_half(bits));
-  return __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
+  return half_as_float(static_cast<const std::uint16_t*>(base)[at], t != DType::float16);
 }
 
 /// Elements at..at+3 as float: one 8- or 16-byte load when `vector` (the caller has checked that
@@ -30,10 +33,7 @@ __device__ __forceinline__ void load4_as_float(const void* base, std::int64_t at
       const uint2 q = *reinterpret_cast<const uint2*>(static_cast<const std::uint16_t*>(base) + at);
       const std::uint32_t w[2] = {q.x, q.y};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const std::uint16_t bits = static_cast<std::uint16_t>(w[e / 2] >> (16 * (e % 2)));
-        v[e] = t == DType::float16 ? __half2float(__ushort_as_half(bits)) : __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
-      }
+      for (int e = 0; e < 4; ++e) v[e] = half_as_float(static_cast<std::uint16_t>(w[e / 2] >> (16 * (e % 2))), t != DType::float16);
     }
     return;
   }
@@ -83,15 +83,19 @@ __device__ __forceinline__ std::uint32_t to_tf32(float f) {
 
 inline std::int64_t element_bytes(DType t) { return t == DType::float32 ? 4 : 2; }
 
-/// Whether rows of `cols` elements at data (strides in elements) can be read four elements at a
-/// time with aligned 8- or 16-byte loads (load4_as_float's `vector`): whole groups of four, and
-/// every row starting on such a boundary. Pass a stride that is never used (one row, one batch)
-/// as 0.
+/// Whether rows of `cols` elements at data (strides in elements) can be read `group` elements at a
+/// time with aligned loads of that many elements' bytes: whole groups, and every row starting on
+/// such a boundary. Pass a stride that is never used (one row, one batch) as 0.
+inline bool group_loads(const void* data, DType t, std::int64_t cols, std::int64_t row_stride, std::int64_t batch_stride,
+                        int group) {
+  const std::int64_t es = element_bytes(t), bytes = group * es;
+  return cols % group == 0 && (row_stride * es) % bytes == 0 && (batch_stride * es) % bytes == 0 &&
+         reinterpret_cast<std::uintptr_t>(data) % bytes == 0;
+}
+/// Four elements at a time (load4_as_float's `vector`: 8- or 16-byte loads).
 inline bool four_element_loads(const void* data, DType t, std::int64_t cols, std::int64_t row_stride,
                                std::int64_t batch_stride) {
-  const std::int64_t es = element_bytes(t), bytes = 4 * es;
-  return cols % 4 == 0 && (row_stride * es) % bytes == 0 && (batch_stride * es) % bytes == 0 &&
-         reinterpret_cast<std::uintptr_t>(data) % bytes == 0;
+  return group_loads(data, t, cols, row_stride, batch_stride, 4);
 }
 
 }  // namespace flashkmeans::cuda

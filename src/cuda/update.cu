@@ -1092,8 +1092,7 @@ __global__ void __launch_bounds__(kRowPassThreads, 4)
           const float cw[8] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w, w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
 #pragma unroll
           for (int e = 0; e < 8; ++e) {
-            const std::uint16_t bits = static_cast<std::uint16_t>(words[e / 2] >> (16 * (e % 2)));
-            const float p = (bf16 ? __uint_as_float(static_cast<std::uint32_t>(bits) << 16) : __half2float(__ushort_as_half(bits))) * scale[u];
+            const float p = half_as_float(static_cast<std::uint16_t>(words[e / 2] >> (16 * (e % 2))), bf16) * scale[u];
             acc[u] += s.metric == Metric::euclidean ? (p - cw[e]) * (p - cw[e]) : p * cw[e];
           }
         }
@@ -1474,10 +1473,9 @@ void label_distances(const LoopState& s, const PointsView& x, float* dist, cudaS
   const dim3 grid(static_cast<unsigned>(label_distance_parts(s.batches, s.n)), static_cast<unsigned>(s.batches));
   // (the centroids may be the caller's buffer: their rows are 16-byte aligned only if it is)
   const bool vector = vector_rows(x, s.d) && reinterpret_cast<std::uintptr_t>(s.c) % 16 == 0;
-  const std::int64_t es = element_bytes(x.dtype);
   const char* force = std::getenv("FLASHKMEANS_DIST16");  // development aid: 0 keeps the 8-byte loads
-  const bool wide = vector && es == 2 && s.d % 8 == 0 && reinterpret_cast<std::uintptr_t>(x.data) % 16 == 0 &&
-                    (x.n <= 1 || (x.row_stride * es) % 16 == 0) && (x.batches <= 1 || (x.batch_stride * es) % 16 == 0) &&
+  const bool wide = vector && element_bytes(x.dtype) == 2 &&
+                    group_loads(x.data, x.dtype, s.d, x.n <= 1 ? 0 : x.row_stride, x.batches <= 1 ? 0 : x.batch_stride, 8) &&
                     !(force && *force == '0');
   if (wide)
     label_distances_kernel<true><<<grid, kRowPassThreads, 0, stream>>>(s, x, vector, dist, sums.partial, sums.out, sums.tickets);
